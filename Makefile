@@ -1,0 +1,34 @@
+# mock-srv: `make run` to start it, `make test` to prove it works.
+ARGS ?=
+CARGO ?= cargo
+
+.PHONY: run build test unit smoke check fmt clippy clean
+
+## run: build in release mode and start on http://localhost:3000 (extra flags: make run ARGS="--simulate")
+run:
+	$(CARGO) run --release --quiet -- $(ARGS)
+
+build:
+	$(CARGO) build --release
+
+## test: unit and integration tests, then the smoke test with curl, websocat and nc
+test: unit smoke
+
+unit:
+	$(CARGO) test --all-targets
+
+smoke:
+	$(CARGO) build --release --quiet
+	bash tests/smoke.sh target/release/mock-srv
+
+## check: formatting, lints (warnings are errors) and all tests
+check: fmt clippy test
+
+fmt:
+	$(CARGO) fmt --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,240 @@
+//! `Config`: every setting and limit of the server, with the defaults DESIGN.md gives, and
+//! the command-line parser that fills it in.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Everything the server needs to know before it starts. Every limit is a field so that
+/// tests can shrink it and users can change it with a flag.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind (`--host`).
+    pub host: String,
+    /// Port to bind; 0 picks a free one (`--port`, `PORT`).
+    pub port: u16,
+    /// Serve the web app from this folder instead of the built-in copy (`--static`).
+    pub static_dir: Option<PathBuf>,
+    /// Load categories, products and totals from this JSON file (`--data`).
+    pub data_file: Option<PathBuf>,
+    /// Add 1 to 7 orders to a random product every this often (`--simulate[=MS]`).
+    pub simulate: Option<Duration>,
+    /// Origins allowed besides the loopback ones (`--allow-origin`, repeatable).
+    pub allow_origins: Vec<String>,
+    /// Largest request head (request line and headers); 431 past it.
+    pub max_head_bytes: usize,
+    /// Largest request body; 413 past it.
+    pub max_body_bytes: usize,
+    /// Time to receive a whole request head, and then its body; 408 past it.
+    pub request_timeout: Duration,
+    /// How long an idle keep-alive connection is kept open.
+    pub idle_timeout: Duration,
+    /// Largest WebSocket message a client may send; close 1009 past it.
+    pub max_ws_message_bytes: usize,
+    /// Bytes queued for one WebSocket before it is switched to conflation.
+    pub ws_queue_bytes: usize,
+    /// Most connections open at once; new ones get 503. `None`: the fd limit decides.
+    pub max_connections: Option<usize>,
+    /// How long shutdown waits for WebSockets to finish closing.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 3000,
+            static_dir: None,
+            data_file: None,
+            simulate: None,
+            allow_origins: Vec::new(),
+            max_head_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_ws_message_bytes: 64 * 1024,
+            ws_queue_bytes: 256 * 1024,
+            max_connections: None,
+            shutdown_grace: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+/// The text `--help` prints.
+pub const HELP: &str = "\
+mock-srv: a real-time orders service (products, orders, live totals over WebSocket)
+
+Usage: mock-srv [OPTIONS]
+
+Options:
+  --host ADDR               address to listen on [default: 127.0.0.1]
+  --port PORT               port to listen on; 0 picks a free one [default: 3000, or $PORT]
+  --static DIR              serve the web app from DIR instead of the built-in copy
+  --data FILE               load categories, products and totals from a JSON file
+                            (same shape as data/products.json)
+  --simulate[=MS]           every MS milliseconds a random product gains 1 to 7 orders
+                            [default MS: 1500]
+  --allow-origin ORIGIN     also accept requests from pages at ORIGIN
+                            (e.g. http://my-app.test:8080); repeatable
+  --max-head-bytes N        largest request head [default: 16384]
+  --max-body-bytes N        largest request body [default: 65536]
+  --request-timeout-ms N    time to receive a request head, then its body [default: 10000]
+  --idle-timeout-ms N       close idle keep-alive connections after N ms [default: 60000]
+  --max-ws-message-bytes N  largest WebSocket message from a client [default: 65536]
+  --ws-queue-bytes N        bytes queued per WebSocket before only the latest total of
+                            each product is kept [default: 262144]
+  --max-connections N       most connections at once [default: what the fd limit allows]
+  -h, --help                print this help
+  -V, --version             print the version
+
+Environment:
+  PORT       port to listen on, when --port is not given
+  RUST_LOG   log level: error, warn, info (default), debug or trace
+";
+
+impl Command {
+    /// Parses the arguments (without the program name). `port_env` is the value of `PORT`.
+    pub fn parse(
+        args: impl IntoIterator<Item = OsString>,
+        port_env: Option<String>,
+    ) -> Result<Command, Error> {
+        use lexopt::prelude::*;
+
+        let mut config = Config::default();
+        let mut port = None;
+        let mut parser = lexopt::Parser::from_args(args);
+        while let Some(arg) = parser.next()? {
+            match arg {
+                Short('h') | Long("help") => return Ok(Command::Help),
+                Short('V') | Long("version") => return Ok(Command::Version),
+                Long("host") => config.host = parser.value()?.string()?,
+                Long("port") => port = Some(parser.value()?.parse::<u16>()?),
+                Long("static") => config.static_dir = Some(parser.value()?.into()),
+                Long("data") => config.data_file = Some(parser.value()?.into()),
+                Long("simulate") => {
+                    let ms = match parser.optional_value() {
+                        Some(v) => v.parse::<u64>()?,
+                        None => 1500,
+                    };
+                    if ms == 0 {
+                        return Err(Error::Usage("--simulate needs a period above 0 ms".into()));
+                    }
+                    config.simulate = Some(Duration::from_millis(ms));
+                }
+                Long("allow-origin") => {
+                    let origin = parser.value()?.string()?;
+                    config
+                        .allow_origins
+                        .push(origin.trim_end_matches('/').to_string());
+                }
+                Long("max-head-bytes") => config.max_head_bytes = positive(&mut parser)?,
+                Long("max-body-bytes") => config.max_body_bytes = positive(&mut parser)?,
+                Long("request-timeout-ms") => config.request_timeout = millis(&mut parser)?,
+                Long("idle-timeout-ms") => config.idle_timeout = millis(&mut parser)?,
+                Long("max-ws-message-bytes") => {
+                    config.max_ws_message_bytes = positive(&mut parser)?
+                }
+                Long("ws-queue-bytes") => config.ws_queue_bytes = positive(&mut parser)?,
+                Long("max-connections") => config.max_connections = Some(positive(&mut parser)?),
+                _ => return Err(arg.unexpected().into()),
+            }
+        }
+        config.port = match (port, port_env) {
+            (Some(p), _) => p,
+            (None, Some(env)) => env
+                .trim()
+                .parse()
+                .map_err(|_| Error::Usage(format!("PORT={env:?} is not a port number")))?,
+            (None, None) => config.port,
+        };
+        Ok(Command::Run(Box::new(config)))
+    }
+}
+
+/// Reads a flag's value as a number above zero.
+fn positive(parser: &mut lexopt::Parser) -> Result<usize, Error> {
+    use lexopt::prelude::*;
+    let n: usize = parser.value()?.parse()?;
+    if n == 0 {
+        return Err(Error::Usage("limits must be above 0".into()));
+    }
+    Ok(n)
+}
+
+/// Reads a flag's value as a positive number of milliseconds.
+fn millis(parser: &mut lexopt::Parser) -> Result<Duration, Error> {
+    Ok(Duration::from_millis(positive(parser)? as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: Option<&str>) -> Result<Command, Error> {
+        Command::parse(args.iter().map(OsString::from), env.map(String::from))
+    }
+
+    fn config(args: &[&str], env: Option<&str>) -> Config {
+        match parse(args, env) {
+            Ok(Command::Run(c)) => *c,
+            other => panic!("expected a config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = config(&[], None);
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 3000));
+        assert_eq!((c.max_head_bytes, c.max_body_bytes), (16384, 65536));
+        assert_eq!(c.request_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!((c.max_ws_message_bytes, c.ws_queue_bytes), (65536, 262144));
+        assert!(c.simulate.is_none());
+    }
+
+    #[test]
+    fn port_flag_beats_env_and_env_beats_default() {
+        assert_eq!(config(&["--port", "8080"], Some("9000")).port, 8080);
+        assert_eq!(config(&["--port=0"], None).port, 0);
+        assert_eq!(config(&[], Some("9000")).port, 9000);
+        assert!(parse(&[], Some("nine")).is_err());
+    }
+
+    #[test]
+    fn simulate_takes_an_optional_period() {
+        assert_eq!(
+            config(&["--simulate"], None).simulate,
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            config(&["--simulate=200"], None).simulate,
+            Some(Duration::from_millis(200))
+        );
+        assert!(parse(&["--simulate=0"], None).is_err());
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
+        for args in [
+            &["--bogus"][..],
+            &["--port", "70000"],
+            &["--port"],
+            &["--max-body-bytes=0"],
+        ] {
+            let err = parse(args, None).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+        assert!(matches!(parse(&["--help"], None), Ok(Command::Help)));
+        assert!(matches!(parse(&["-V"], None), Ok(Command::Version)));
+    }
+}

@@ -1,0 +1,704 @@
+//! HTTP/1.1 on bytes: the request parser (head with `httparse`, body framing by
+//! Content-Length or chunked, done here) and response serialisation. Pure: no sockets,
+//! no clocks. The connection feeds it whatever bytes have arrived and it says whether a
+//! whole request is there yet.
+
+use std::borrow::Cow;
+
+use crate::error::{HttpError, reason};
+
+/// Most headers a request may carry; more is answered with 431.
+const MAX_HEADERS: usize = 64;
+/// Longest chunk-size line (with extensions) or trailer line of a chunked body.
+const MAX_CHUNK_LINE_BYTES: usize = 4096;
+
+/// The request methods the server knows. Anything else is answered with 501.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl Method {
+    fn from_bytes(m: &str) -> Option<Method> {
+        Some(match m {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => return None,
+        })
+    }
+
+    /// The method as it appears on the request line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+        }
+    }
+}
+
+/// A complete request: the parts of the head the routes use, and the decoded body.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: Option<Method>,
+    /// The request target as sent, e.g. `/orders/A1?x=1`.
+    pub target: String,
+    /// HTTP/1.1 (as opposed to 1.0).
+    pub http11: bool,
+    /// Whether the connection stays open after the response.
+    pub keep_alive: bool,
+    pub host: Option<String>,
+    pub origin: Option<String>,
+    pub content_type: Option<String>,
+    /// `Upgrade: websocket` and `Connection: upgrade` were both sent.
+    pub wants_websocket: bool,
+    pub ws_key: Option<String>,
+    pub ws_version: Option<String>,
+    /// `Access-Control-Request-Headers` of a preflight, echoed back when allowed.
+    pub cors_request_headers: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The method; requests with unknown methods never leave the parser.
+    pub fn method(&self) -> Method {
+        self.method.unwrap_or(Method::Get)
+    }
+
+    /// The path part of the target (before any `?`).
+    pub fn path(&self) -> &str {
+        self.target.split(['?', '#']).next().unwrap_or("")
+    }
+}
+
+/// The limits the parser enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_head_bytes: usize,
+    pub max_body_bytes: usize,
+}
+
+/// What [`Parser::parse`] found.
+#[derive(Debug)]
+pub enum Parsed {
+    /// A whole request, and how many bytes of the buffer it used.
+    Request(Box<Request>, usize),
+    /// More bytes are needed. `send_continue` is true once, when the head asked for
+    /// `Expect: 100-continue` and the body has not arrived: the caller sends `100 Continue`.
+    Incomplete { send_continue: bool },
+}
+
+/// Incremental request parser for one connection. Feed it the buffer starting at the first
+/// byte of the current request; after it returns a request the caller drops the used bytes
+/// and the parser starts over. It never re-scans bytes it has already looked at, so a head
+/// arriving a byte at a time costs linear time.
+#[derive(Debug, Default)]
+pub struct Parser {
+    /// How much of the buffer has been searched for the blank line ending the head.
+    scanned: usize,
+    /// The parsed head, while its body is still arriving.
+    pending: Option<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    request: Box<Request>,
+    head_len: usize,
+    body: Framing,
+    expects_continue: bool,
+}
+
+#[derive(Debug)]
+enum Framing {
+    Length(usize),
+    Chunked(ChunkDecoder),
+}
+
+impl Parser {
+    /// True when part of a request (but not all of it) has been seen.
+    pub fn in_progress(&self) -> bool {
+        self.scanned > 0 || self.pending.is_some()
+    }
+
+    /// Parses as much of `buf` as possible. Errors carry the status to answer with; after
+    /// an error the connection must be closed (the framing is lost).
+    pub fn parse(&mut self, buf: &[u8], limits: Limits) -> Result<Parsed, HttpError> {
+        if self.pending.is_none() {
+            let Some(head_len) = self.find_head_end(buf, limits)? else {
+                return Ok(Parsed::Incomplete {
+                    send_continue: false,
+                });
+            };
+            self.pending = Some(parse_head(&buf[..head_len], head_len, limits)?);
+        }
+        let pending = self.pending.as_mut().expect("set above");
+        let body = &buf[pending.head_len..];
+        let used = match &mut pending.body {
+            Framing::Length(len) if body.len() >= *len => {
+                pending.request.body = body[..*len].to_vec();
+                Some(pending.head_len + *len)
+            }
+            Framing::Length(_) => None,
+            Framing::Chunked(decoder) => {
+                decoder.advance(body, limits.max_body_bytes)?.map(|used| {
+                    pending.request.body = std::mem::take(&mut decoder.body);
+                    pending.head_len + used
+                })
+            }
+        };
+        match used {
+            Some(used) => {
+                let pending = self.pending.take().expect("set above");
+                self.scanned = 0;
+                Ok(Parsed::Request(pending.request, used))
+            }
+            None => {
+                let send_continue = std::mem::take(&mut pending.expects_continue);
+                Ok(Parsed::Incomplete { send_continue })
+            }
+        }
+    }
+
+    /// Finds the end of the head (just past the blank line), searching only new bytes.
+    fn find_head_end(&mut self, buf: &[u8], limits: Limits) -> Result<Option<usize>, HttpError> {
+        // A blank line ends the head: "\n\n" or "\n\r\n". Back up 2 bytes so a terminator
+        // split across reads is found.
+        let start = self.scanned.saturating_sub(2);
+        let found = buf[start..].iter().enumerate().find_map(|(i, &b)| {
+            let at = start + i;
+            if b != b'\n' || at == 0 {
+                return None;
+            }
+            match &buf[at + 1..] {
+                [b'\n', ..] => Some(at + 2),
+                [b'\r', b'\n', ..] => Some(at + 3),
+                _ => None,
+            }
+        });
+        let limit_err = || {
+            HttpError::new(
+                431,
+                format!(
+                    "request head is larger than {} bytes",
+                    limits.max_head_bytes
+                ),
+            )
+        };
+        match found {
+            Some(end) if end > limits.max_head_bytes => Err(limit_err()),
+            Some(end) => Ok(Some(end)),
+            None if buf.len() > limits.max_head_bytes => Err(limit_err()),
+            None => {
+                self.scanned = buf.len();
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Parses a complete head with httparse and checks the framing rules httparse leaves to us.
+fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(HttpError::new(400, "malformed request head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError::new(
+                431,
+                format!("more than {MAX_HEADERS} headers"),
+            ));
+        }
+        Err(httparse::Error::Version) => {
+            return Err(HttpError::new(
+                505,
+                "only HTTP/1.0 and HTTP/1.1 are supported",
+            ));
+        }
+        Err(e) => return Err(HttpError::new(400, format!("malformed request head: {e}"))),
+    }
+    let method_name = parsed.method.unwrap_or("");
+    let method = Method::from_bytes(method_name)
+        .ok_or_else(|| HttpError::new(501, format!("method {method_name} is not supported")))?;
+    let mut req = Request {
+        method: Some(method),
+        target: parsed.path.unwrap_or("/").to_string(),
+        http11: parsed.version == Some(1),
+        ..Request::default()
+    };
+    if !req.target.starts_with('/') {
+        return Err(HttpError::new(
+            400,
+            "request target must be a path starting with /",
+        ));
+    }
+
+    let mut hosts = 0;
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding: Option<String> = None;
+    let (mut conn_close, mut conn_keep_alive, mut conn_upgrade, mut upgrade_ws) =
+        (false, false, false, false);
+    let mut expects_continue = false;
+    for h in parsed.headers.iter() {
+        let text = || {
+            std::str::from_utf8(h.value)
+                .map(|s| s.trim().to_string())
+                .map_err(|_| HttpError::new(400, format!("header {} is not valid UTF-8", h.name)))
+        };
+        let name = h.name.to_ascii_lowercase();
+        match name.as_str() {
+            "host" => {
+                hosts += 1;
+                req.host = Some(text()?);
+            }
+            "content-length" => {
+                let value = text()?;
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(HttpError::new(
+                        400,
+                        format!("Content-Length {value:?} is not a number"),
+                    ));
+                }
+                // Past u64 it is too large anyway: saturate and let the size check answer 413.
+                let n = value.parse::<u64>().unwrap_or(u64::MAX);
+                if content_length.is_some_and(|old| old != n) {
+                    return Err(HttpError::new(400, "Content-Length headers disagree"));
+                }
+                content_length = Some(n);
+            }
+            "transfer-encoding" => {
+                let value = text()?.to_ascii_lowercase();
+                transfer_encoding = Some(match transfer_encoding {
+                    Some(prev) => format!("{prev}, {value}"),
+                    None => value,
+                });
+            }
+            "connection" => {
+                for token in text()?.split(',') {
+                    let token = token.trim();
+                    conn_close |= token.eq_ignore_ascii_case("close");
+                    conn_keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+                    conn_upgrade |= token.eq_ignore_ascii_case("upgrade");
+                }
+            }
+            "upgrade" => {
+                upgrade_ws |= text()?
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+            }
+            "origin" => req.origin = Some(text()?),
+            "content-type" => req.content_type = Some(text()?),
+            "sec-websocket-key" => req.ws_key = Some(text()?),
+            "sec-websocket-version" => req.ws_version = Some(text()?),
+            "access-control-request-headers" => req.cors_request_headers = Some(text()?),
+            "expect" => {
+                let value = text()?;
+                if !value.eq_ignore_ascii_case("100-continue") {
+                    return Err(HttpError::new(
+                        417,
+                        format!("expectation {value:?} is not supported"),
+                    ));
+                }
+                expects_continue = true;
+            }
+            _ => {}
+        }
+    }
+    if req.http11 && hosts != 1 {
+        return Err(HttpError::new(
+            400,
+            "an HTTP/1.1 request needs exactly one Host header",
+        ));
+    }
+    req.keep_alive = if req.http11 {
+        !conn_close
+    } else {
+        conn_keep_alive && !conn_close
+    };
+    req.wants_websocket = upgrade_ws && conn_upgrade;
+
+    let body = match (transfer_encoding, content_length) {
+        (Some(_), Some(_)) => {
+            return Err(HttpError::new(
+                400,
+                "a request must not have both Content-Length and Transfer-Encoding",
+            ));
+        }
+        (Some(te), None) if te == "chunked" => Framing::Chunked(ChunkDecoder::default()),
+        (Some(te), None) => {
+            return Err(HttpError::new(
+                501,
+                format!("Transfer-Encoding {te:?} is not supported"),
+            ));
+        }
+        (None, Some(n)) if n > limits.max_body_bytes as u64 => {
+            return Err(HttpError::new(
+                413,
+                format!(
+                    "request body is larger than {} bytes",
+                    limits.max_body_bytes
+                ),
+            ));
+        }
+        (None, Some(n)) => Framing::Length(n as usize),
+        (None, None) => Framing::Length(0),
+    };
+    let has_body = !matches!(body, Framing::Length(0));
+    Ok(Pending {
+        request: Box::new(req),
+        head_len,
+        body,
+        expects_continue: expects_continue && has_body,
+    })
+}
+
+/// Decodes a chunked body as it arrives, keeping its place so no byte is looked at twice.
+#[derive(Debug, Default)]
+struct ChunkDecoder {
+    /// Offset (from the start of the body) of the next byte to decode.
+    pos: usize,
+    state: ChunkState,
+    body: Vec<u8>,
+    trailer_bytes: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    Data(usize),
+    DataEnd,
+    Trailer,
+}
+
+impl ChunkDecoder {
+    /// Decodes what it can of `raw` (the body bytes received so far). Returns the number of
+    /// raw bytes the whole body used once the last chunk and trailer are in.
+    fn advance(&mut self, raw: &[u8], max_body: usize) -> Result<Option<usize>, HttpError> {
+        loop {
+            let rest = &raw[self.pos..];
+            match self.state {
+                ChunkState::Size => {
+                    let Some(line) = take_line(rest)? else {
+                        return Ok(None);
+                    };
+                    self.pos += line.len();
+                    let size = parse_chunk_size(line)?;
+                    if size > max_body.saturating_sub(self.body.len()) {
+                        return Err(HttpError::new(
+                            413,
+                            format!("request body is larger than {max_body} bytes"),
+                        ));
+                    }
+                    self.state = if size == 0 {
+                        ChunkState::Trailer
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(left) => {
+                    if rest.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = left.min(rest.len());
+                    self.body.extend_from_slice(&rest[..n]);
+                    self.pos += n;
+                    self.state = if n == left {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left - n)
+                    };
+                }
+                ChunkState::DataEnd => match rest {
+                    [] | [b'\r'] => return Ok(None),
+                    [b'\r', b'\n', ..] => {
+                        self.pos += 2;
+                        self.state = ChunkState::Size;
+                    }
+                    _ => {
+                        return Err(HttpError::new(
+                            400,
+                            "chunk data is longer than its declared size",
+                        ));
+                    }
+                },
+                ChunkState::Trailer => {
+                    let Some(line) = take_line(rest)? else {
+                        return Ok(None);
+                    };
+                    self.pos += line.len();
+                    self.trailer_bytes += line.len();
+                    if self.trailer_bytes > MAX_CHUNK_LINE_BYTES {
+                        return Err(HttpError::new(431, "chunked trailer is too large"));
+                    }
+                    if line == b"\r\n" || line == b"\n" {
+                        return Ok(Some(self.pos));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The first line of `buf` including its `\n`, if it has arrived; 400 when it is too long.
+fn take_line(buf: &[u8]) -> Result<Option<&[u8]>, HttpError> {
+    let window = &buf[..buf.len().min(MAX_CHUNK_LINE_BYTES)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(i) => Ok(Some(&buf[..=i])),
+        None if buf.len() >= MAX_CHUNK_LINE_BYTES => {
+            Err(HttpError::new(400, "chunk line is too long"))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Parses the hex size at the start of a chunk-size line (extensions after `;` ignored).
+fn parse_chunk_size(line: &[u8]) -> Result<usize, HttpError> {
+    let bad = || HttpError::new(400, "invalid chunk size");
+    let end = line
+        .iter()
+        .position(|&b| b == b';' || b == b'\r' || b == b'\n')
+        .unwrap_or(line.len());
+    let digits = line[..end].trim_ascii_end();
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    digits.iter().try_fold(0usize, |acc, &b| {
+        let d = (b as char).to_digit(16).ok_or_else(bad)? as usize;
+        acc.checked_mul(16)
+            .and_then(|v| v.checked_add(d))
+            .ok_or_else(bad)
+    })
+}
+
+/// A response the routes build and the connection serialises.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<&'static str>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Cow<'static, [u8]>,
+}
+
+impl Response {
+    /// A response with a JSON body.
+    pub fn json(status: u16, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            content_type: Some("application/json; charset=utf-8"),
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// A response with no body (such as 204).
+    pub fn empty(status: u16) -> Response {
+        Response {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Cow::Borrowed(b""),
+        }
+    }
+
+    /// The JSON error response for `err`, with its extra headers.
+    pub fn error(err: &HttpError) -> Response {
+        let mut r = Response::json(err.status(), err.body());
+        r.headers.extend(err.headers.iter().cloned());
+        r
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Appends the serialised response to `out`. `head_only` leaves the body out (HEAD)
+    /// but keeps its Content-Length; `keep_alive` false adds `Connection: close`.
+    pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
+        use std::io::Write;
+        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        if let Some(ct) = self.content_type {
+            let _ = write!(out, "Content-Type: {ct}\r\n");
+        }
+        if self.status >= 200 && self.status != 204 {
+            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+        }
+        for (name, value) in &self.headers {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        if !keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if !head_only && self.status != 204 {
+            out.extend_from_slice(&self.body);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_head_bytes: 1024,
+        max_body_bytes: 64,
+    };
+
+    /// Feeds `input` to a fresh parser in pieces of `step` bytes and collects the requests
+    /// (or the first error), the way a connection would.
+    fn feed(input: &[u8], step: usize) -> Result<Vec<Request>, HttpError> {
+        let (mut parser, mut buf, mut out) = (Parser::default(), Vec::new(), Vec::new());
+        for piece in input.chunks(step.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Parsed::Request(req, used) = parser.parse(&buf, LIMITS)? {
+                out.push(*req);
+                buf.drain(..used);
+            }
+        }
+        Ok(out)
+    }
+
+    fn status(input: &[u8]) -> u16 {
+        feed(input, input.len())
+            .map(|_| 200)
+            .unwrap_or_else(|e| e.status())
+    }
+
+    #[test]
+    fn parses_a_request_split_at_every_byte() {
+        let input =
+            b"POST /orders/A1?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 13\r\n\r\n{\"amount\":10}";
+        for step in 1..input.len() {
+            let reqs = feed(input, step).unwrap();
+            assert_eq!(reqs.len(), 1, "step {step}");
+            assert_eq!(reqs[0].method(), Method::Post);
+            assert_eq!(reqs[0].path(), "/orders/A1");
+            assert_eq!(reqs[0].body, b"{\"amount\":10}");
+            assert!(reqs[0].keep_alive);
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_come_out_in_order() {
+        let input = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nHEAD /c HTTP/1.0\r\n\r\n";
+        for step in [1, 7, input.len()] {
+            let reqs = feed(input, step).unwrap();
+            let paths: Vec<_> = reqs.iter().map(|r| r.path()).collect();
+            assert_eq!(paths, ["/a", "/b", "/c"]);
+            assert!(!reqs[2].keep_alive, "HTTP/1.0 closes by default");
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_at_any_split() {
+        let input = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nTrailer: y\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+        for step in 1..input.len() {
+            let reqs = feed(input, step).unwrap();
+            assert_eq!(reqs.len(), 2, "step {step}");
+            assert_eq!(reqs[0].body, b"Wikipedia");
+            assert_eq!(reqs[1].path(), "/next");
+        }
+    }
+
+    #[test]
+    fn framing_errors_have_their_status() {
+        let cases: &[(&[u8], u16)] = &[
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 65\r\n\r\n", 413),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n", 413),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+            (b"GET / HTTP/1.1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            (b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n", 417),
+            (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+            (b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ];
+        for (input, want) in cases {
+            assert_eq!(status(input), *want, "{}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn oversized_heads_are_431_even_without_a_terminator() {
+        let mut input = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
+        input.extend(std::iter::repeat_n(b'a', 2000));
+        assert_eq!(status(&input), 431);
+        input.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(status(&input), 431);
+    }
+
+    #[test]
+    fn expect_continue_is_signalled_once() {
+        let mut p = Parser::default();
+        let head =
+            b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+        assert!(matches!(
+            p.parse(head, LIMITS),
+            Ok(Parsed::Incomplete {
+                send_continue: true
+            })
+        ));
+        assert!(matches!(
+            p.parse(head, LIMITS),
+            Ok(Parsed::Incomplete {
+                send_continue: false
+            })
+        ));
+        let mut full = head.to_vec();
+        full.extend_from_slice(b"ok");
+        assert!(matches!(p.parse(&full, LIMITS), Ok(Parsed::Request(..))));
+    }
+
+    #[test]
+    fn websocket_upgrade_headers_are_recognised() {
+        let input = b"GET /orders/electronics HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://localhost:5173\r\n\r\n";
+        let req = &feed(input, 5).unwrap()[0];
+        assert!(req.wants_websocket);
+        assert_eq!(req.ws_key.as_deref(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
+        assert_eq!(req.origin.as_deref(), Some("http://localhost:5173"));
+    }
+
+    #[test]
+    fn responses_serialise_with_length_and_close() {
+        let mut out = Vec::new();
+        Response::json(200, b"{\"ok\":true}".to_vec()).write_to(&mut out, false, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(text.contains("Content-Length: 11\r\n"));
+        assert!(text.contains("Connection: close\r\n"));
+        assert!(text.ends_with("\r\n\r\n{\"ok\":true}"));
+        let mut head = Vec::new();
+        Response::json(200, b"{}".to_vec()).write_to(&mut head, true, true);
+        assert!(
+            String::from_utf8(head)
+                .unwrap()
+                .ends_with("Content-Length: 2\r\n\r\n")
+        );
+    }
+}

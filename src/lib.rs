@@ -1,0 +1,29 @@
+//! mock-srv: a real-time orders service on one thread.
+//!
+//! A request arrives on a non-blocking socket; [`server::Server`] reads it into the
+//! connection's buffer, [`http`] frames it, [`routes`] decides what it means against the
+//! [`store`], and the answer goes back into the connection's output buffer. A
+//! `POST /orders/<id>` also produces an update: its `{"id","total"}` message is serialised
+//! once and queued to every WebSocket subscribed to the product's category ([`pubsub`]),
+//! and every connection with output is flushed once before the loop polls again.
+//! WebSocket framing is tungstenite's ([`ws`]), driven over the same socket.
+//!
+//! Start with [`server`] for the loop, then [`conn`] for a connection's life.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod conn;
+pub mod error;
+pub mod http;
+pub mod log;
+pub mod pubsub;
+pub mod routes;
+pub mod server;
+pub mod static_files;
+pub mod store;
+pub mod ws;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::Server;

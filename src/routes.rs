@@ -1,0 +1,390 @@
+//! The routes: a complete request and the application state in, an [`Outcome`] out
+//! (a response, a WebSocket upgrade, or a response plus an update to publish). No sockets
+//! here; the server carries the outcome out.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::HttpError;
+use crate::http::{Method, Request, Response};
+use crate::static_files::StaticFiles;
+use crate::store::{CategoryId, Product, Store};
+
+/// Everything a route may read or change.
+#[derive(Debug)]
+pub struct App {
+    pub store: Store,
+    pub files: StaticFiles,
+    pub access: Access,
+}
+
+/// Who may talk to the server: which Origins get CORS grants and WebSocket upgrades, and
+/// whether Host headers must be loopback names (while bound to loopback).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Refuse Host headers that are not loopback names (DNS rebinding protection).
+    pub loopback_hosts_only: bool,
+    /// Origins allowed besides `http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*`.
+    pub extra_origins: Vec<String>,
+}
+
+impl Access {
+    /// Whether a page at `origin` may use the API. `host` is the request's Host header: a
+    /// page served by this server itself (same origin) is always allowed.
+    pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
+        if let Some(rest) = origin.strip_prefix("http://")
+            && (is_loopback_host(rest) || host.is_some_and(|h| h.eq_ignore_ascii_case(rest)))
+        {
+            return true;
+        }
+        self.extra_origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    }
+}
+
+/// Whether `host` (a Host header or an origin's authority, with or without a port) names
+/// this machine: `localhost`, `*.localhost`, `127.x.x.x` or `[::1]`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inner, "")) => return inner == "::1",
+            Some((inner, port)) if port.strip_prefix(':').is_some_and(valid_port) => {
+                return inner == "::1";
+            }
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if valid_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    let name = name.to_ascii_lowercase();
+    let ipv4_loopback = name
+        .parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    name == "localhost" || name.ends_with(".localhost") || ipv4_loopback
+}
+
+fn valid_port(digits: &str) -> bool {
+    !digits.is_empty() && digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What the server must do with a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this response.
+    Respond(Response),
+    /// Answer `101 Switching Protocols` with this `Sec-WebSocket-Accept` value and
+    /// subscribe the connection to the category (`None`: unknown, sends nothing).
+    Upgrade {
+        category: Option<CategoryId>,
+        accept_key: String,
+    },
+    /// Send the response and push the new total to the category's subscribers.
+    Publish(Response, Update),
+}
+
+/// A product's new total, to push to its category's subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    pub category: CategoryId,
+    pub id: String,
+    pub total: u64,
+}
+
+impl Update {
+    /// The message subscribers receive: `{"id":"A1","total":13}`.
+    pub fn to_json(&self) -> String {
+        total_message(&self.id, self.total)
+    }
+}
+
+/// `{"id":..,"total":..}`, the one message shape subscribers receive.
+pub fn total_message(id: &str, total: u64) -> String {
+    serde_json::json!({ "id": id, "total": total }).to_string()
+}
+
+/// The public fields of a product, as `GET /<category>` lists them.
+#[derive(Serialize)]
+struct ProductView<'a> {
+    id: &'a str,
+    name: &'a str,
+    rrp: &'a str,
+    info: &'a str,
+}
+
+const ALLOW_ORDERS: &str = "GET, POST, OPTIONS";
+const ALLOW_CATEGORY: &str = "GET, HEAD, POST, OPTIONS";
+const ALLOW_FILE: &str = "GET, HEAD, OPTIONS";
+
+/// Routes one request. Every response gets the CORS headers its Origin deserves.
+pub fn handle(req: &Request, app: &mut App) -> Outcome {
+    let cors_origin = req
+        .origin
+        .as_deref()
+        .filter(|o| app.access.origin_allowed(o, req.host.as_deref()));
+    let mut outcome = match check_access(req, &app.access).and_then(|()| route(req, app)) {
+        Ok(outcome) => outcome,
+        Err(err) => Outcome::Respond(Response::error(&err)),
+    };
+    let response = match &mut outcome {
+        Outcome::Respond(r) | Outcome::Publish(r, _) => r,
+        Outcome::Upgrade { .. } => return outcome,
+    };
+    if let Some(origin) = cors_origin {
+        response
+            .headers
+            .push(("Access-Control-Allow-Origin", origin.to_string()));
+        response.headers.push(("Vary", "Origin".into()));
+    }
+    outcome
+}
+
+/// Refuses foreign Host headers while on loopback, and Origins that are not allowed.
+fn check_access(req: &Request, access: &Access) -> Result<(), HttpError> {
+    if let (true, Some(host)) = (access.loopback_hosts_only, req.host.as_deref())
+        && !is_loopback_host(host)
+    {
+        return Err(HttpError::new(
+            403,
+            format!(
+                "Host {host:?} is not a loopback name; mock-srv is bound to loopback (use --host to listen elsewhere)"
+            ),
+        ));
+    }
+    if let Some(origin) = req.origin.as_deref()
+        && !access.origin_allowed(origin, req.host.as_deref())
+    {
+        return Err(HttpError::new(
+            403,
+            format!("Origin {origin} is not allowed; start mock-srv with --allow-origin {origin}"),
+        ));
+    }
+    Ok(())
+}
+
+fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
+    let method = req.method();
+    let path = req.path();
+    if method == Method::Options {
+        return Ok(Outcome::Respond(preflight(req)));
+    }
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    match segments.as_slice() {
+        ["orders", name] => match method {
+            Method::Get if req.wants_websocket => upgrade(req, &app.store, name),
+            Method::Get | Method::Head => Err(HttpError::new(
+                426,
+                format!(
+                    "/orders/{name} is a WebSocket endpoint: connect to ws://<host>/orders/{name}"
+                ),
+            )
+            .with_header("Upgrade", "websocket")),
+            Method::Post => {
+                if !app.store.contains(name) {
+                    return Err(HttpError::new(404, format!("Order {name} not found")));
+                }
+                let body = json_body(req)?;
+                let (category, total) = app.store.add_order(name, &body)?;
+                let update = Update {
+                    category,
+                    id: (*name).to_string(),
+                    total,
+                };
+                Ok(Outcome::Publish(
+                    Response::json(200, br#"{"ok":true}"#.to_vec()),
+                    update,
+                ))
+            }
+            _ => Err(not_allowed(method, ALLOW_ORDERS)),
+        },
+        [name] if app.store.category(name).is_some() => {
+            let cat = app.store.category(name).expect("checked by the guard");
+            match method {
+                Method::Get | Method::Head => Ok(Outcome::Respond(products(&app.store, cat, 200))),
+                Method::Post => {
+                    let body = json_body(req)?;
+                    app.store.add_product(cat, &body)?;
+                    Ok(Outcome::Respond(products(&app.store, cat, 201)))
+                }
+                _ => Err(not_allowed(method, ALLOW_CATEGORY)),
+            }
+        }
+        _ => static_file(req, app, &segments),
+    }
+}
+
+/// `GET /` and `GET /<file>`; anything else on a path that is not a route is 404 (405 for
+/// another method on a file that exists).
+fn static_file(req: &Request, app: &App, segments: &[&str]) -> Result<Outcome, HttpError> {
+    let path = req.path();
+    let file = app.files.get(path);
+    match (req.method(), file) {
+        (Method::Get | Method::Head, Some((body, content_type))) => {
+            let r = Response {
+                status: 200,
+                content_type: Some(content_type),
+                headers: Vec::new(),
+                body,
+            };
+            Ok(Outcome::Respond(r.header("Cache-Control", "no-cache")))
+        }
+        (method, Some(_)) => Err(not_allowed(method, ALLOW_FILE)),
+        (_, None) => match segments {
+            [name] if !name.contains('.') && !name.is_empty() => {
+                let known: Vec<&str> = app.store.category_names().collect();
+                Err(HttpError::new(
+                    404,
+                    format!(
+                        "Category {name} not found (categories: {})",
+                        known.join(", ")
+                    ),
+                ))
+            }
+            _ => Err(HttpError::new(404, format!("{path} not found"))),
+        },
+    }
+}
+
+/// 405 with the `Allow` header listing what the path takes.
+fn not_allowed(method: Method, allow: &'static str) -> HttpError {
+    HttpError::new(
+        405,
+        format!("{} is not allowed here (allowed: {allow})", method.as_str()),
+    )
+    .with_header("Allow", allow)
+}
+
+/// The category's products as `[{id,name,rrp,info}]`.
+fn products(store: &Store, cat: CategoryId, status: u16) -> Response {
+    let view: Vec<ProductView> = store
+        .products(cat)
+        .iter()
+        .map(
+            |Product {
+                 id,
+                 name,
+                 rrp,
+                 info,
+                 ..
+             }| ProductView {
+                id,
+                name,
+                rrp,
+                info,
+            },
+        )
+        .collect();
+    Response::json(status, serde_json::to_vec(&view).unwrap_or_default())
+}
+
+/// The 204 answer to `OPTIONS`, with what a CORS preflight needs (the Origin grant itself
+/// is added by [`handle`] when the Origin is allowed).
+fn preflight(req: &Request) -> Response {
+    let headers = req
+        .cors_request_headers
+        .clone()
+        .unwrap_or_else(|| "Content-Type".into());
+    Response::empty(204)
+        .header("Allow", ALLOW_CATEGORY)
+        .header("Access-Control-Allow-Methods", ALLOW_CATEGORY)
+        .header("Access-Control-Allow-Headers", headers)
+        .header("Access-Control-Max-Age", "600")
+}
+
+/// Parses a JSON request body; 415 for a Content-Type that is not JSON, 400 for bad JSON.
+fn json_body(req: &Request) -> Result<Value, HttpError> {
+    if let Some(ct) = req.content_type.as_deref() {
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media != "application/json" && !media.ends_with("+json") {
+            return Err(HttpError::new(
+                415,
+                format!("Unsupported Media Type: {ct}; send Content-Type: application/json"),
+            ));
+        }
+    }
+    if req.body.is_empty() {
+        return Err(HttpError::new(400, "body must be JSON, and it is empty"));
+    }
+    serde_json::from_slice(&req.body)
+        .map_err(|e| HttpError::new(400, format!("body is not valid JSON: {e}")))
+}
+
+/// Checks a WebSocket handshake request (RFC 6455 section 4.2.1).
+fn upgrade(req: &Request, store: &Store, name: &str) -> Result<Outcome, HttpError> {
+    if !req.http11 {
+        return Err(HttpError::new(400, "WebSocket upgrades need HTTP/1.1"));
+    }
+    if req.ws_version.as_deref() != Some("13") {
+        return Err(HttpError::new(426, "Sec-WebSocket-Version must be 13")
+            .with_header("Sec-WebSocket-Version", "13"));
+    }
+    let key = req.ws_key.as_deref().unwrap_or("");
+    if key.len() != 24 || !key.ends_with("==") {
+        return Err(HttpError::new(
+            400,
+            "Sec-WebSocket-Key must be 16 bytes in base64",
+        ));
+    }
+    Ok(Outcome::Upgrade {
+        category: store.category(name),
+        accept_key: tungstenite::handshake::derive_accept_key(key.as_bytes()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "localhost:3000",
+            "127.0.0.1:80",
+            "127.1.2.3",
+            "[::1]:3000",
+            "[::1]",
+            "app.localhost:5173",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "evil.com",
+            "localhost.evil.com",
+            "127.0.0.1.nip.io",
+            "[::2]:80",
+            "10.0.0.1",
+            "localhost:x",
+            "",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        let a = Access {
+            loopback_hosts_only: true,
+            extra_origins: vec!["http://my-app.test:8080".into()],
+        };
+        assert!(a.origin_allowed("http://localhost:5173", None));
+        assert!(a.origin_allowed("http://[::1]:8000", None));
+        assert!(a.origin_allowed("http://my-app.test:8080", None));
+        assert!(
+            a.origin_allowed("http://192.168.1.5:3000", Some("192.168.1.5:3000")),
+            "same origin"
+        );
+        assert!(!a.origin_allowed("https://evil.com", Some("localhost:3000")));
+        assert!(!a.origin_allowed("http://localhost.evil.com", None));
+        assert!(!a.origin_allowed("null", None));
+    }
+}

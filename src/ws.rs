@@ -1,0 +1,384 @@
+//! One WebSocket session over tungstenite's `WebSocketContext`, driven on the connection's
+//! own non-blocking stream. Writes only queue (the server flushes once per loop turn);
+//! a session over its byte budget keeps just the latest total of each product until the
+//! socket drains (conflation), so a slow client costs bounded memory and still converges.
+//! Also the parser for the commands clients send.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+
+use serde_json::Value;
+use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::{Message, Utf8Bytes};
+
+/// Size of the buffer tungstenite reads client frames into. Clients send tiny commands.
+const READ_BUFFER_BYTES: usize = 1024;
+
+/// What [`WsSession::read`] produced.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A text message from the client.
+    Text(Utf8Bytes),
+    /// A binary message (not part of the protocol; answered with an error).
+    Binary,
+    /// A control frame tungstenite handled itself (ping, pong, the peer's close).
+    Control,
+    /// Nothing more to read until the socket is readable again.
+    Blocked,
+}
+
+/// Why the session is over. `code` is the close code to send first, if any.
+#[derive(Debug)]
+pub struct Closed {
+    pub code: Option<u16>,
+    pub reason: String,
+}
+
+/// Whether a flush emptied the queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything queued is on the wire.
+    All,
+    /// The socket is full; wait for a writable event.
+    Blocked,
+}
+
+/// A server-side WebSocket session.
+#[derive(Debug)]
+pub struct WsSession {
+    ctx: tungstenite::protocol::WebSocketContext,
+    /// Latest total per product id, kept instead of frames while over the byte budget.
+    conflated: BTreeMap<String, u64>,
+}
+
+impl WsSession {
+    /// A session that starts with `leftover` (bytes the client sent after its handshake).
+    /// `max_message_bytes` bounds what the client may send; `queue_bytes` what may wait
+    /// for the client to read.
+    pub fn new(leftover: Vec<u8>, max_message_bytes: usize, queue_bytes: usize) -> WsSession {
+        let queue_bytes = queue_bytes.max(2);
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_BYTES)
+            // Buffer up to the budget: frames go out only when the server flushes.
+            .write_buffer_size(queue_bytes - 1)
+            .max_write_buffer_size(queue_bytes)
+            .max_message_size(Some(max_message_bytes))
+            .max_frame_size(Some(max_message_bytes));
+        let ctx = tungstenite::protocol::WebSocketContext::from_partially_read(
+            leftover,
+            Role::Server,
+            Some(config),
+        );
+        WsSession {
+            ctx,
+            conflated: BTreeMap::new(),
+        }
+    }
+
+    /// True while the session is over budget and only keeps latest totals.
+    pub fn is_conflating(&self) -> bool {
+        !self.conflated.is_empty()
+    }
+
+    /// Queues `{"id":..,"total":..}` (pre-serialised in `payload`). Never writes to the
+    /// socket itself unless the queue is at its budget; past the budget it remembers only
+    /// the latest total of the product.
+    pub fn push_total<S: Read + Write>(
+        &mut self,
+        stream: &mut S,
+        payload: &Utf8Bytes,
+        id: &str,
+        total: u64,
+    ) {
+        if self.is_conflating() {
+            self.conflated.insert(id.to_string(), total);
+            return;
+        }
+        if !self.queue(stream, Message::Text(payload.clone())) {
+            self.conflated.insert(id.to_string(), total);
+        }
+    }
+
+    /// Queues a text message that is not a total (an error reply). Dropped when the client
+    /// is over budget: it is not reading, and the message carries no state.
+    pub fn push_text<S: Read + Write>(&mut self, stream: &mut S, text: String) {
+        self.queue(stream, Message::Text(text.into()));
+    }
+
+    /// Forgets conflated totals (the subscription moved to another category).
+    pub fn clear_conflated(&mut self) {
+        self.conflated.clear();
+    }
+
+    /// Buffers one message; false when the budget is full.
+    fn queue<S: Read + Write>(&mut self, stream: &mut S, msg: Message) -> bool {
+        match self.ctx.write(stream, msg) {
+            Ok(()) => true,
+            Err(WsError::WriteBufferFull(_)) => false,
+            // The frame is buffered; the opportunistic write just found the socket full,
+            // or failed: the next flush reports a broken socket.
+            Err(_) => true,
+        }
+    }
+
+    /// Writes everything queued. After the queue drains, conflated totals are queued and
+    /// written too. `Err` means the session is over and the connection must close.
+    pub fn flush<S: Read + Write>(&mut self, stream: &mut S) -> Result<Flushed, Closed> {
+        loop {
+            match self.ctx.flush(stream) {
+                Ok(()) => {}
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Flushed::Blocked);
+                }
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(closed(e)),
+            }
+            if self.conflated.is_empty() {
+                return Ok(Flushed::All);
+            }
+            // Drained: send the latest totals, as many as fit; the rest wait for the next pass.
+            while let Some((id, total)) = self.conflated.pop_first() {
+                let text = crate::routes::total_message(&id, total);
+                if !self.queue(stream, Message::Text(text.into())) {
+                    self.conflated.insert(id, total);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Reads the next message. Pings are answered (queued) by tungstenite.
+    pub fn read<S: Read + Write>(&mut self, stream: &mut S) -> Result<Incoming, Closed> {
+        loop {
+            return match self.ctx.read(stream) {
+                Ok(Message::Text(t)) => Ok(Incoming::Text(t)),
+                Ok(Message::Binary(_)) => Ok(Incoming::Binary),
+                Ok(_) => Ok(Incoming::Control),
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Ok(Incoming::Blocked)
+                }
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(closed(e)),
+            };
+        }
+    }
+
+    /// Starts the closing handshake with `code` (e.g. 1001 on shutdown) and tries to send it.
+    pub fn close<S: Read + Write>(&mut self, stream: &mut S, code: u16, reason: &str) {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.to_string().into(),
+        };
+        let _ = self.ctx.close(stream, Some(frame));
+    }
+}
+
+/// Maps a tungstenite error to how the session ends. Protocol violations get the close code
+/// RFC 6455 asks for; tungstenite itself would only drop the TCP connection.
+fn closed(e: WsError) -> Closed {
+    let code = match &e {
+        WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => None,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some(1009),
+        WsError::Capacity(_) => Some(1009),
+        WsError::Utf8(_) => Some(1007),
+        WsError::Protocol(_) => Some(1002),
+        _ => Some(1011),
+    };
+    Closed {
+        code,
+        reason: e.to_string(),
+    }
+}
+
+/// The raw bytes of an unmasked close frame with `code` and a reason cut to fit 123 bytes.
+/// Sent directly when tungstenite has already given the session up.
+pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let mut cut = reason.len().min(123);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut frame = vec![0x88, (2 + cut) as u8];
+    frame.extend_from_slice(&code.to_be_bytes());
+    frame.extend_from_slice(&reason.as_bytes()[..cut]);
+    frame
+}
+
+/// A command a client may send.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `{"cmd":"update-category","payload":{"category":"confectionery"}}`
+    UpdateCategory(String),
+}
+
+/// Parses a client message. The error is what the client is told in `{"error":..}`.
+pub fn parse_command(text: &str) -> Result<Command, String> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("message is not valid JSON: {e}"))?;
+    let cmd = value.get("cmd").and_then(Value::as_str).ok_or_else(|| {
+        "message must be {\"cmd\":\"update-category\",\"payload\":{\"category\":\"...\"}}"
+            .to_string()
+    })?;
+    match cmd {
+        "update-category" => value
+            .pointer("/payload/category")
+            .and_then(Value::as_str)
+            .map(|c| Command::UpdateCategory(c.to_string()))
+            .ok_or_else(|| "update-category needs payload.category (a string)".to_string()),
+        other => Err(format!(
+            "unknown command {other:?}; the only command is \"update-category\""
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A stream whose writes accept up to `room` bytes and then return WouldBlock, like a
+    /// full socket; reads come from `input` and then WouldBlock.
+    #[derive(Default)]
+    struct MockStream {
+        input: VecDeque<u8>,
+        written: Vec<u8>,
+        room: usize,
+    }
+
+    impl Read for MockStream {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.input.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.input.len());
+            for b in buf.iter_mut().take(n) {
+                *b = self.input.pop_front().unwrap();
+            }
+            Ok(n)
+        }
+    }
+
+    impl Write for MockStream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The text payloads of the unmasked server frames in `bytes` (small frames only).
+    fn texts(bytes: &[u8]) -> Vec<String> {
+        let (mut out, mut i) = (Vec::new(), 0);
+        while i + 2 <= bytes.len() {
+            let len = (bytes[i + 1] & 0x7f) as usize;
+            assert!(len < 126, "test frames are small");
+            out.push(String::from_utf8(bytes[i + 2..i + 2 + len].to_vec()).unwrap());
+            i += 2 + len;
+        }
+        out
+    }
+
+    fn push(s: &mut WsSession, stream: &mut MockStream, id: &str, total: u64) {
+        let payload = Utf8Bytes::from(crate::routes::total_message(id, total));
+        s.push_total(stream, &payload, id, total);
+    }
+
+    #[test]
+    fn writes_wait_for_flush_and_survive_would_block() {
+        let mut s = WsSession::new(Vec::new(), 1024, 4096);
+        let mut stream = MockStream::default();
+        push(&mut s, &mut stream, "A1", 13);
+        push(&mut s, &mut stream, "A1", 14);
+        assert!(stream.written.is_empty(), "queueing must not write");
+        assert_eq!(s.flush(&mut stream).unwrap(), Flushed::Blocked);
+        stream.room = 5;
+        assert_eq!(s.flush(&mut stream).unwrap(), Flushed::Blocked);
+        stream.room = usize::MAX;
+        assert_eq!(s.flush(&mut stream).unwrap(), Flushed::All);
+        assert_eq!(
+            texts(&stream.written),
+            [r#"{"id":"A1","total":13}"#, r#"{"id":"A1","total":14}"#]
+        );
+    }
+
+    #[test]
+    fn over_budget_keeps_the_latest_total_per_product_and_converges() {
+        // Room for three 24-byte frames.
+        let mut s = WsSession::new(Vec::new(), 1024, 80);
+        let mut stream = MockStream::default();
+        for total in 1..=1000 {
+            push(&mut s, &mut stream, "A1", total);
+            push(&mut s, &mut stream, "A2", total + 5000);
+        }
+        assert!(s.is_conflating());
+        stream.room = usize::MAX;
+        assert_eq!(s.flush(&mut stream).unwrap(), Flushed::All);
+        assert!(!s.is_conflating());
+        let got = texts(&stream.written);
+        assert!(got.len() <= 5, "bounded: {got:?}");
+        let last = |id: &str| got.iter().rev().find(|t| t.contains(id)).unwrap().clone();
+        assert_eq!(last("A1"), r#"{"id":"A1","total":1000}"#);
+        assert_eq!(last("A2"), r#"{"id":"A2","total":6000}"#);
+    }
+
+    #[test]
+    fn reads_masked_text_then_blocks() {
+        // "hi" masked with key 1,2,3,4.
+        let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+        let mut s = WsSession::new(frame[..3].to_vec(), 1024, 4096);
+        let mut stream = MockStream {
+            input: frame[3..].iter().copied().collect(),
+            ..Default::default()
+        };
+        assert!(matches!(s.read(&mut stream), Ok(Incoming::Text(t)) if t.as_str() == "hi"));
+        assert!(matches!(s.read(&mut stream), Ok(Incoming::Blocked)));
+    }
+
+    #[test]
+    fn oversized_and_unmasked_frames_get_their_close_codes() {
+        let mut big = WsSession::new(vec![0x81, 0xfe, 0x10, 0x00, 0, 0, 0, 0], 1024, 4096);
+        assert_eq!(
+            big.read(&mut MockStream::default()).unwrap_err().code,
+            Some(1009)
+        );
+        let mut unmasked = WsSession::new(vec![0x81, 0x02, b'h', b'i'], 1024, 4096);
+        assert_eq!(
+            unmasked.read(&mut MockStream::default()).unwrap_err().code,
+            Some(1002)
+        );
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(
+            parse_command(r#"{"cmd":"update-category","payload":{"category":"confectionery"}}"#),
+            Ok(Command::UpdateCategory("confectionery".into()))
+        );
+        for bad in [
+            "nope",
+            "{}",
+            r#"{"cmd":"dance"}"#,
+            r#"{"cmd":"update-category"}"#,
+            r#"{"cmd":"update-category","payload":{"category":5}}"#,
+        ] {
+            assert!(parse_command(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn close_frames_fit_the_control_frame_limit() {
+        let f = close_frame(1009, &"x".repeat(500));
+        assert_eq!(f.len(), 2 + 2 + 123);
+        assert_eq!(&f[..4], &[0x88, 125, 0x03, 0xf1]);
+    }
+}

