@@ -154,6 +154,11 @@ impl Server {
         self.local_addr
     }
 
+    /// Changes the log level (the default comes from `RUST_LOG`).
+    pub fn set_log_level(&mut self, level: crate::log::Level) {
+        self.log = Log::new(level);
+    }
+
     /// Most connections the server holds at once.
     pub fn max_connections(&self) -> usize {
         self.max_connections

@@ -1,0 +1,7 @@
+//! Integration tests: the real server on an ephemeral port, spoken to from the outside
+//! with raw TCP, a tungstenite client, and (in `ops`) the built binary.
+
+mod helpers;
+mod http;
+mod ops;
+mod ws;

@@ -1,0 +1,195 @@
+//! The binary as an operator meets it: flags, exit codes, the printed port, signals,
+//! the simulator and data files.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use tungstenite::Message;
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mock-srv");
+
+/// Runs the binary to completion; returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("PORT")
+        .output()
+        .expect("run mock-srv");
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
+/// Starts the binary on port 0 and reads the address from its first line of output.
+fn spawn(args: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .args(["--port", "0"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mock-srv");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no address in {line:?}"));
+    (child, addr)
+}
+
+/// Sends SIGTERM and returns the exit code, failing if the process takes over 5 s.
+fn terminate(mut child: Child) -> i32 {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait().map(|s| s.code().unwrap_or(-1))));
+    rx.recv_timeout(TIMEOUT)
+        .expect("mock-srv did not exit after SIGTERM")
+        .unwrap()
+}
+
+#[test]
+fn help_and_version() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--host",
+        "--port",
+        "--static",
+        "--data",
+        "--simulate",
+        "--allow-origin",
+    ] {
+        assert!(out.contains(flag), "--help lacks {flag}");
+    }
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, concat!("mock-srv ", env!("CARGO_PKG_VERSION")))
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2_with_one_line() {
+    for args in [
+        &["--bogus"][..],
+        &["--port", "99999"],
+        &["--simulate=abc"],
+        &["--host"],
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("mock-srv: "), "{err}");
+    }
+}
+
+#[test]
+fn a_port_in_use_exits_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, _, err) = run(&["--port", &port]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&port), "{err}");
+}
+
+#[test]
+fn bad_data_files_exit_2_and_good_ones_are_served() {
+    let dir = std::env::temp_dir().join(format!("mock-srv-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"categories":[{"name":"toys","prefix":"T","products":[{"id":"X1","name":"a","rrp":"1","info":"i"}]}]}"#).unwrap();
+    let (code, _, err) = run(&["--data", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("X1"), "{err}");
+    let (code, _, _) = run(&["--data", dir.join("missing.json").to_str().unwrap()]);
+    assert_eq!(code, 2);
+
+    let good = dir.join("good.json");
+    std::fs::write(&good, r#"{"categories":[{"name":"toys","prefix":"T","products":[{"id":"T1","name":"Kite","rrp":"5.00","info":"Flies.","total":42}]}]}"#).unwrap();
+    let (child, addr) = spawn(&["--data", good.to_str().unwrap()]);
+    assert_eq!(
+        get(addr, "/toys").body,
+        r#"[{"id":"T1","name":"Kite","rrp":"5.00","info":"Flies."}]"#
+    );
+    let mut ws = ws_connect(addr, "/orders/toys");
+    assert_eq!(next_total(&mut ws), ("T1".into(), 42));
+    assert_eq!(terminate(child), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn port_env_is_used_when_no_flag_is_given() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let mut child = Command::new(BIN)
+        .env("PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("mock-srv listening on http://127.0.0.1:{port}")
+    );
+    assert_eq!(terminate(child), 0);
+}
+
+#[test]
+fn sigterm_closes_websockets_with_1001_and_exits_0() {
+    let (child, addr) = spawn(&[]);
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    order(addr, "A1", 10);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 13));
+    assert_eq!(terminate(child), 0);
+    let close = loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => break frame,
+            Ok(_) => continue,
+            Err(e) => panic!("expected a close frame, got {e}"),
+        }
+    };
+    assert_eq!(close.map(|f| f.code), Some(CloseCode::Away));
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still accepting after shutdown"
+    );
+}
+
+#[test]
+fn the_simulator_pushes_through_the_same_fan_out() {
+    let (child, addr) = spawn(&["--simulate=20"]);
+    let mut el = ws_connect(addr, "/orders/electronics");
+    let start = initial_totals(&mut el, 2);
+    // Some simulated order lands on an electronics product and raises its total by 1..=7.
+    let (id, total) = next_total(&mut el);
+    let before = start.iter().find(|(i, _)| *i == id).unwrap().1;
+    assert!(total > before, "{id}: {before} -> {total}");
+    assert_eq!(terminate(child), 0);
+}
