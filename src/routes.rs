@@ -207,8 +207,14 @@ fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
                 Method::Get | Method::Head => Ok(Outcome::Respond(products(&app.store, cat, 200))),
                 Method::Post => {
                     let body = json_body(req)?;
-                    app.store.add_product(cat, &body)?;
-                    Ok(Outcome::Respond(products(&app.store, cat, 201)))
+                    let id = app.store.add_product(cat, &body)?.id.clone();
+                    // Subscribers learn of the new product the way they learn of any change.
+                    let update = Update {
+                        category: cat,
+                        id,
+                        total: 0,
+                    };
+                    Ok(Outcome::Publish(products(&app.store, cat, 201), update))
                 }
                 _ => Err(not_allowed(method, ALLOW_CATEGORY)),
             }

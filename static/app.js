@@ -16,6 +16,7 @@ const status = document.querySelector("#status");
 let current = "";          // selected category
 let loadSeq = 0;           // bumped per product request; stale responses are dropped
 const totals = new Map();  // product id -> latest order total (current category)
+const unknownIds = new Set(); // ids pushed before they were drawn: fetched once
 
 let socket = null;         // the one and only WebSocket (null while waiting to retry)
 let socketCategory = "";   // category the socket is subscribed to
@@ -112,7 +113,12 @@ const onMessage = (data) => {
   const id = String(m.id);
   totals.set(id, m.total); // remembered in case the item is not drawn yet
   const item = products.querySelector(`product-item[data-id="${CSS.escape(id)}"]`);
-  if (item) setOrders(item, m.total);
+  if (item) return setOrders(item, m.total);
+  // A product added elsewhere (its total starts at 0): redraw the list once to show it.
+  if (!unknownIds.has(id) && products.querySelector("product-item")) {
+    unknownIds.add(id);
+    loadProducts();
+  }
 };
 
 const connect = () => {
@@ -162,6 +168,7 @@ const subscribe = () => {
 category.addEventListener("change", () => {
   current = category.value;
   totals.clear();
+  unknownIds.clear();
   products.replaceChildren();
   msg.textContent = "";
   add.style.display = "block";
@@ -181,8 +188,7 @@ add.addEventListener("submit", async (e) => {
     if (cat !== current) return;
     msg.textContent = "";
     add.reset();
-    if (seq === loadSeq) draw(list);
-    subscribe(); // re-send update-category so the new item gets its total
+    if (seq === loadSeq) draw(list); // the server pushes the new product's total (0)
   } catch (err) {
     if (cat === current) msg.textContent = err.message; // form is kept as typed
   } finally {

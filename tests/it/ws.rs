@@ -170,6 +170,7 @@ fn new_products_are_pushed_like_the_others() {
         .status,
         201
     );
+    assert_eq!(next_total(&mut ws), ("A3".into(), 0));
     order(addr, "A3", 2);
     assert_eq!(next_total(&mut ws), ("A3".into(), 2));
 }
