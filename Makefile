@@ -2,7 +2,7 @@
 ARGS ?=
 CARGO ?= cargo
 
-.PHONY: run build test unit smoke check fmt clippy clean
+.PHONY: run build test unit smoke e2e check fmt clippy clean
 
 ## run: build in release mode and start on http://localhost:3000 (extra flags: make run ARGS="--simulate")
 run:
@@ -11,8 +11,9 @@ run:
 build:
 	$(CARGO) build --release
 
-## test: unit and integration tests, then the smoke test with curl, websocat and nc
-test: unit smoke
+## test: unit and integration tests, the smoke test with curl, websocat and nc, then the
+## browser tests (installs Debian's chromium and playwright-core when missing)
+test: unit smoke e2e
 
 unit:
 	$(CARGO) test --all-targets
@@ -20,6 +21,11 @@ unit:
 smoke:
 	$(CARGO) build --release --quiet
 	bash tests/smoke.sh target/release/mock-srv
+
+## e2e: the web app driven in headless Chromium, each scenario against a fresh server
+e2e:
+	$(CARGO) build --release --quiet
+	bash tests/e2e/run.sh target/release/mock-srv
 
 ## check: formatting, lints (warnings are errors) and all tests
 check: fmt clippy test
