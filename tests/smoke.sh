@@ -45,7 +45,8 @@ body=$(curl -sS "$base/electronics")
 expect_contains "curl GET /electronics lists the Vacuum Cleaner" "$body" '"id":"A1","name":"Vacuum Cleaner","rrp":"99.99"'
 
 # 2. websocat: a subscriber gets the current totals on open.
-websocat -n -t "ws://127.0.0.1:$port/orders/electronics" </dev/null >"$tmp/ws.out" 2>"$tmp/ws.err" &
+: >"$tmp/ws.out" # exists before the reader starts, whoever runs first
+websocat -n -t "ws://127.0.0.1:$port/orders/electronics" </dev/null >>"$tmp/ws.out" 2>"$tmp/ws.err" &
 ws_pid=$!
 if wait_for_line "$tmp/ws.out" '{"id":"A2","total":7}'; then
   expect_contains "websocat receives the totals on open" "$(cat "$tmp/ws.out")" '{"id":"A1","total":3}'
