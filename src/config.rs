@@ -62,6 +62,9 @@ impl Default for Config {
     }
 }
 
+/// The smallest per-WebSocket queue: it must hold at least one update frame.
+pub const MIN_WS_QUEUE_BYTES: usize = 1024;
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {
@@ -144,7 +147,14 @@ impl Command {
                 Long("max-ws-message-bytes") => {
                     config.max_ws_message_bytes = positive(&mut parser)?
                 }
-                Long("ws-queue-bytes") => config.ws_queue_bytes = positive(&mut parser)?,
+                Long("ws-queue-bytes") => {
+                    config.ws_queue_bytes = positive(&mut parser)?;
+                    if config.ws_queue_bytes < MIN_WS_QUEUE_BYTES {
+                        return Err(Error::Usage(format!(
+                            "--ws-queue-bytes must be at least {MIN_WS_QUEUE_BYTES} (room for the largest update)"
+                        )));
+                    }
+                }
                 Long("max-connections") => config.max_connections = Some(positive(&mut parser)?),
                 _ => return Err(arg.unexpected().into()),
             }

@@ -49,8 +49,12 @@ pub struct Conn {
     pub lingering: bool,
     /// Stopped reading because too much output is waiting; resume when it drains.
     pub read_paused: bool,
+    /// The peer has closed its sending side.
+    pub peer_eof: bool,
     /// Listed in the server's pending-write list.
     pub pending: bool,
+    /// Listed to be read again next turn.
+    pub reread: bool,
     /// Listed in the server's close list; no more work is done for it.
     pub closing: bool,
     pub deadline: Option<(Instant, Deadline)>,
@@ -69,7 +73,9 @@ impl Conn {
             close_after_flush: false,
             lingering: false,
             read_paused: false,
+            peer_eof: false,
             pending: false,
+            reread: false,
             closing: false,
             deadline: Some((idle_until, Deadline::Idle)),
         }

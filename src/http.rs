@@ -135,6 +135,22 @@ impl Parser {
         self.scanned > 0 || self.pending.is_some()
     }
 
+    /// How many bytes at the start of `buf` are blank lines that may be dropped: the CR/LF
+    /// some clients send after a body. Zero while a request is under way.
+    pub fn blank_prefix(&mut self, buf: &[u8]) -> usize {
+        if self.pending.is_some() {
+            return 0;
+        }
+        let n = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        if n > 0 {
+            self.scanned = self.scanned.saturating_sub(n);
+        }
+        n
+    }
+
     /// Parses as much of `buf` as possible. Errors carry the status to answer with; after
     /// an error the connection must be closed (the framing is lost).
     pub fn parse(&mut self, buf: &[u8], limits: Limits) -> Result<Parsed, HttpError> {
@@ -178,10 +194,16 @@ impl Parser {
     fn find_head_end(&mut self, buf: &[u8], limits: Limits) -> Result<Option<usize>, HttpError> {
         // A blank line ends the head: "\n\n" or "\n\r\n". Back up 2 bytes so a terminator
         // split across reads is found.
-        let start = self.scanned.saturating_sub(2);
+        // Blank lines before a request line are skipped (RFC 9112 section 2.2); httparse
+        // skips them too, so they only need to be left out of the search.
+        let lead = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        let start = self.scanned.saturating_sub(2).max(lead);
         let found = buf[start..].iter().enumerate().find_map(|(i, &b)| {
             let at = start + i;
-            if b != b'\n' || at == 0 {
+            if b != b'\n' || at == lead {
                 return None;
             }
             match &buf[at + 1..] {
@@ -241,7 +263,14 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
         http11: parsed.version == Some(1),
         ..Request::default()
     };
-    if !req.target.starts_with('/') {
+    if let Some(rest) = req.target.strip_prefix("http://") {
+        // Absolute form (RFC 9112 section 3.2.2): keep the path; Host still decides.
+        req.target = rest
+            .find('/')
+            .map_or("/".to_string(), |i| rest[i..].to_string());
+    }
+    let asterisk = req.target == "*" && method == Method::Options;
+    if !req.target.starts_with('/') && !asterisk {
         return Err(HttpError::new(
             400,
             "request target must be a path starting with /",
@@ -340,6 +369,9 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
             ));
         }
         (Some(te), None) if te == "chunked" => Framing::Chunked(ChunkDecoder::default()),
+        (Some(te), None) if te.trim_matches([',', ' ']).is_empty() => {
+            return Err(HttpError::new(400, "Transfer-Encoding is empty"));
+        }
         (Some(te), None) => {
             return Err(HttpError::new(
                 501,
@@ -359,11 +391,13 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
         (None, None) => Framing::Length(0),
     };
     let has_body = !matches!(body, Framing::Length(0));
+    // HTTP/1.0 clients do not know 100 Continue (RFC 9110 section 10.1.1).
+    let expects_continue = expects_continue && has_body && req.http11;
     Ok(Pending {
         request: Box::new(req),
         head_len,
         body,
-        expects_continue: expects_continue && has_body,
+        expects_continue,
     })
 }
 
@@ -394,6 +428,14 @@ impl ChunkDecoder {
             let rest = &raw[self.pos..];
             match self.state {
                 ChunkState::Size => {
+                    // Framing (size lines, extensions) may not cost more than the data it
+                    // carries: a body of tiny chunks with long extensions is refused.
+                    if self.pos > max_body.saturating_mul(2) + MAX_CHUNK_LINE_BYTES {
+                        return Err(HttpError::new(
+                            413,
+                            format!("chunked body framing is larger than {max_body} bytes allow"),
+                        ));
+                    }
                     let Some(line) = take_line(rest)? else {
                         return Ok(None);
                     };
@@ -446,8 +488,15 @@ impl ChunkDecoder {
                     if self.trailer_bytes > MAX_CHUNK_LINE_BYTES {
                         return Err(HttpError::new(431, "chunked trailer is too large"));
                     }
-                    if line == b"\r\n" || line == b"\n" {
+                    if line == b"\r\n" {
                         return Ok(Some(self.pos));
+                    }
+                    let is_field = line.ends_with(b"\r\n")
+                        && line.iter().position(|&b| b == b':').is_some_and(|colon| {
+                            colon > 0 && line[..colon].iter().all(|b| b.is_ascii_graphic())
+                        });
+                    if !is_field {
+                        return Err(HttpError::new(400, "malformed chunked trailer"));
                     }
                 }
             }
@@ -469,11 +518,12 @@ fn take_line(buf: &[u8]) -> Result<Option<&[u8]>, HttpError> {
 
 /// Parses the hex size at the start of a chunk-size line (extensions after `;` ignored).
 fn parse_chunk_size(line: &[u8]) -> Result<usize, HttpError> {
-    let bad = || HttpError::new(400, "invalid chunk size");
-    let end = line
-        .iter()
-        .position(|&b| b == b';' || b == b'\r' || b == b'\n')
-        .unwrap_or(line.len());
+    let bad = || HttpError::new(400, "invalid chunk size line");
+    let line = line.strip_suffix(b"\r\n").ok_or_else(bad)?;
+    if line.contains(&b'\r') {
+        return Err(bad());
+    }
+    let end = line.iter().position(|&b| b == b';').unwrap_or(line.len());
     let digits = line[..end].trim_ascii_end();
     if digits.is_empty() {
         return Err(bad());
@@ -637,7 +687,9 @@ mod tests {
             (b"GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n", 417),
             (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
             (b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-            (b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"GET x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nc\rjunk\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nGET / HTTP/1.1\r\n\r\n", 400),
         ];
         for (input, want) in cases {
             assert_eq!(status(input), *want, "{}", String::from_utf8_lossy(input));
@@ -651,6 +703,44 @@ mod tests {
         assert_eq!(status(&input), 431);
         input.extend_from_slice(b"\r\n\r\n");
         assert_eq!(status(&input), 431);
+    }
+
+    #[test]
+    fn blank_lines_before_a_request_and_absolute_targets_are_accepted() {
+        let input = b"\r\n\r\nGET http://localhost:3000/electronics?x HTTP/1.1\r\nHost: x\r\n\r\n";
+        for step in [1, 3, input.len()] {
+            let reqs = feed(input, step).unwrap();
+            assert_eq!(reqs[0].path(), "/electronics");
+        }
+        assert_eq!(Parser::default().blank_prefix(b"\r\n\r\nGET"), 4);
+        assert_eq!(
+            feed(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 4).unwrap()[0].target,
+            "*"
+        );
+    }
+
+    #[test]
+    fn chunk_framing_cannot_outgrow_the_body_limit() {
+        let mut input =
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..50 {
+            input.extend_from_slice(b"1;");
+            input.extend(std::iter::repeat_n(b'a', 1000));
+            input.extend_from_slice(b"\r\nx\r\n");
+        }
+        assert_eq!(status(&input), 413);
+    }
+
+    #[test]
+    fn http_1_0_gets_no_100_continue() {
+        let mut p = Parser::default();
+        let head = b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+        assert!(matches!(
+            p.parse(head, LIMITS),
+            Ok(Parsed::Incomplete {
+                send_continue: false
+            })
+        ));
     }
 
     #[test]

@@ -108,6 +108,9 @@ impl Log {
         if !self.buf.is_empty() {
             let _ = std::io::stderr().lock().write_all(&self.buf);
             self.buf.clear();
+            if self.buf.capacity() > 1 << 20 {
+                self.buf = Vec::with_capacity(16 * 1024);
+            }
         }
     }
 }

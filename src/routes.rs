@@ -61,7 +61,8 @@ pub fn is_loopback_host(host: &str) -> bool {
             None => host,
         }
     };
-    let name = name.to_ascii_lowercase();
+    // A fully qualified name may end in a dot ("localhost.").
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
     let ipv4_loopback = name
         .parse::<std::net::Ipv4Addr>()
         .is_ok_and(|ip| ip.is_loopback());
@@ -69,7 +70,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 }
 
 fn valid_port(digits: &str) -> bool {
-    !digits.is_empty() && digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit())
+    digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u16>().is_ok()
 }
 
 /// What the server must do with a request.
@@ -334,7 +335,8 @@ fn upgrade(req: &Request, store: &Store, name: &str) -> Result<Outcome, HttpErro
             .with_header("Sec-WebSocket-Version", "13"));
     }
     let key = req.ws_key.as_deref().unwrap_or("");
-    if key.len() != 24 || !key.ends_with("==") {
+    let base64 = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+    if key.len() != 24 || !key.ends_with("==") || !key.bytes().take(22).all(base64) {
         return Err(HttpError::new(
             400,
             "Sec-WebSocket-Key must be 16 bytes in base64",
@@ -360,6 +362,7 @@ mod tests {
             "[::1]:3000",
             "[::1]",
             "app.localhost:5173",
+            "localhost.:3000",
         ] {
             assert!(is_loopback_host(h), "{h}");
         }
@@ -370,6 +373,7 @@ mod tests {
             "[::2]:80",
             "10.0.0.1",
             "localhost:x",
+            "localhost:99999",
             "",
         ] {
             assert!(!is_loopback_host(h), "{h}");

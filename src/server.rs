@@ -32,6 +32,10 @@ const SIGNALS: Token = Token(usize::MAX - 1);
 const OUT_HIGH_WATER_BYTES: usize = 256 * 1024;
 /// Bytes read from a socket per `read` call.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Most reads of one HTTP connection, or messages of one WebSocket, handled per loop turn,
+/// so that a client that never stops sending cannot starve the others.
+const READS_PER_TURN: usize = 16;
+const MESSAGES_PER_TURN: usize = 64;
 /// How long a closing connection may take to read our last response.
 const LINGER: Duration = Duration::from_secs(2);
 /// How long to stop accepting when the process is out of file descriptors.
@@ -55,6 +59,8 @@ pub struct Server {
     pending: Vec<usize>,
     /// Keys to close after the current turn.
     closing: Vec<usize>,
+    /// Keys that still had input when their share of a turn ran out.
+    reread: Vec<usize>,
     scratch: Vec<u8>,
     log: Log,
     signals: Option<Signals>,
@@ -135,6 +141,7 @@ impl Server {
             max_connections,
             pending: Vec::new(),
             closing: Vec::new(),
+            reread: Vec::new(),
             scratch: vec![0; READ_CHUNK_BYTES],
             log: Log::from_env(),
             signals: None,
@@ -195,7 +202,7 @@ impl Server {
                 self.log.flush();
                 return Ok(());
             }
-            let timeout = if self.pending.is_empty() {
+            let timeout = if self.pending.is_empty() && self.reread.is_empty() {
                 self.next_timer().saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
@@ -218,6 +225,12 @@ impl Server {
                             self.on_readable(key);
                         }
                     }
+                }
+            }
+            for key in std::mem::take(&mut self.reread) {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.reread = false;
+                    self.on_readable(key);
                 }
             }
             self.run_timers();
@@ -333,39 +346,53 @@ impl Server {
     /// Reads what the connection sent and handles it.
     fn on_readable(&mut self, key: usize) {
         match self.conns.get(key) {
-            Some(conn) if !conn.closing && conn.is_websocket() => self.read_ws(key),
-            Some(conn) if !conn.closing => self.read_http(key),
-            _ => {}
+            Some(conn) if conn.closing => {}
+            Some(conn) if conn.lingering => self.read_lingering(key),
+            Some(conn) if conn.is_websocket() => self.read_ws(key),
+            Some(_) => self.read_http(key),
+            None => {}
         }
     }
 
-    /// Reads until the socket would block, handling each batch of requests as it comes.
-    /// Stops early (and marks `read_paused`) when the client is not reading its responses.
+    /// Lists the connection to be read again next turn: it still had input when it used up
+    /// its share of this one, and (edge-triggered) no new event will say so.
+    fn read_later(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key)
+            && !conn.reread
+        {
+            conn.reread = true;
+            self.reread.push(key);
+        }
+    }
+
+    /// Reads and answers requests, at most `READS_PER_TURN` reads per turn. Stops (and marks
+    /// `read_paused`) while the client is not reading its responses; the flush that drains
+    /// them calls this again, which first answers the requests already buffered.
     fn read_http(&mut self, key: usize) {
-        loop {
+        if std::mem::take(&mut self.conns[key].read_paused) {
+            self.handle_requests(key);
+        }
+        for _ in 0..READS_PER_TURN {
             let Server { conns, scratch, .. } = self;
             let conn = &mut conns[key];
-            if conn.closing || conn.is_websocket() {
+            if conn.closing
+                || conn.is_websocket()
+                || conn.read_paused
+                || conn.peer_eof
+                || conn.close_after_flush
+            {
                 return;
             }
             if conn.out_backlog() > OUT_HIGH_WATER_BYTES {
                 conn.read_paused = true;
                 return;
             }
-            conn.read_paused = false;
             match conn.stream.read(scratch) {
                 Ok(0) => {
                     // The peer is done sending: answer what it sent, then close.
-                    if conn.lingering || conn.out_backlog() == 0 && conn.inbuf.is_empty() {
-                        self.queue_close(key);
-                        return;
-                    }
+                    conn.peer_eof = true;
                     self.handle_requests(key);
-                    self.conns[key].close_after_flush = true;
                     return;
-                }
-                Ok(n) if conn.lingering => {
-                    let _ = n;
                 }
                 Ok(n) => {
                     conn.inbuf.extend_from_slice(&scratch[..n]);
@@ -381,14 +408,31 @@ impl Server {
                 }
             }
         }
+        self.read_later(key);
     }
 
-    /// Parses and answers every complete request in the connection's buffer, in order.
+    /// Discards what a closing connection still sends, until it closes its side.
+    fn read_lingering(&mut self, key: usize) {
+        for _ in 0..READS_PER_TURN {
+            let Server { conns, scratch, .. } = self;
+            match conns[key].stream.read(scratch) {
+                Ok(0) => return self.queue_close(key),
+                Ok(_) => {}
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => {}
+                Err(_) => return self.queue_close(key),
+            }
+        }
+        self.read_later(key);
+    }
+
+    /// Parses and answers every complete request in the connection's buffer, in order,
+    /// until a response closes the connection or too much output is waiting.
     fn handle_requests(&mut self, key: usize) {
         let mut start = 0;
         loop {
             let conn = &mut self.conns[key];
-            if conn.close_after_flush && start > 0 || conn.closing || conn.lingering {
+            if conn.close_after_flush || conn.closing || conn.lingering {
                 break;
             }
             if conn.out_backlog() > OUT_HIGH_WATER_BYTES {
@@ -398,6 +442,7 @@ impl Server {
             let State::Http(parser) = &mut conn.state else {
                 break;
             };
+            start += parser.blank_prefix(&conn.inbuf[start..]);
             match parser.parse(&conn.inbuf[start..], self.limits) {
                 Ok(Parsed::Incomplete { send_continue }) => {
                     if send_continue {
@@ -432,6 +477,13 @@ impl Server {
         }
         let conn = &mut self.conns[key];
         conn.inbuf.drain(..start);
+        if conn.inbuf.capacity() > READ_CHUNK_BYTES && conn.inbuf.len() <= READ_CHUNK_BYTES / 4 {
+            conn.inbuf.shrink_to(READ_CHUNK_BYTES / 4);
+        }
+        if conn.peer_eof && !conn.read_paused {
+            // Nothing more will arrive: a partial request can never complete.
+            conn.close_after_flush = true;
+        }
         self.mark_pending(key);
     }
 
@@ -525,11 +577,12 @@ impl Server {
         }
     }
 
-    /// Reads WebSocket messages until the socket would block, answering commands.
+    /// Reads WebSocket messages (at most `MESSAGES_PER_TURN` per turn), answering commands.
+    /// A protocol violation is answered with its close code before the connection closes.
     fn read_ws(&mut self, key: usize) {
-        loop {
+        for _ in 0..MESSAGES_PER_TURN {
             let conn = &mut self.conns[key];
-            if conn.closing {
+            if conn.closing || conn.lingering {
                 return;
             }
             let peer = conn.peer;
@@ -543,28 +596,33 @@ impl Server {
                     "binary messages are not supported; send JSON text".into(),
                 ),
                 Ok(Incoming::Control) => self.mark_pending(key),
-                Ok(Incoming::Blocked) => break,
+                Ok(Incoming::Blocked) => return self.mark_pending(key),
                 Err(closed) => {
                     match closed.code {
                         Some(code) => {
-                            // tungstenite gives up without telling the peer why: tell it.
+                            // tungstenite gives up without telling the peer why: tell it,
+                            // then linger so unread input does not turn the close into a reset.
                             let _ = wire.write(&ws::close_frame(code, &closed.reason));
                             self.log.info(format_args!(
                                 "{peer} websocket #{key} close {code}: {}",
                                 closed.reason
                             ));
+                            self.linger(key);
                         }
-                        None => self.log.debug(format_args!(
-                            "{peer} websocket #{key} ended: {}",
-                            closed.reason
-                        )),
+                        None => {
+                            self.log.debug(format_args!(
+                                "{peer} websocket #{key} ended: {}",
+                                closed.reason
+                            ));
+                            self.queue_close(key);
+                        }
                     }
-                    self.queue_close(key);
                     return;
                 }
             }
         }
         self.mark_pending(key);
+        self.read_later(key);
     }
 
     /// Handles one text message from a subscriber.
@@ -631,19 +689,20 @@ impl Server {
         }
     }
 
-    /// Half-closes the connection after its last response and waits briefly for the peer
-    /// to close, so that unread request bytes do not turn our close into a reset that
-    /// destroys the response before the peer reads it.
+    /// Half-closes the connection after its last bytes and waits briefly for the peer to
+    /// close, so that unread input does not turn our close into a reset that destroys the
+    /// response before the peer reads it. A lingering connection receives no more updates.
     fn linger(&mut self, key: usize) {
+        self.subs.unsubscribe(key);
         let conn = &mut self.conns[key];
-        if conn.is_websocket() || conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
+        if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
             self.queue_close(key);
             return;
         }
         conn.lingering = true;
         conn.inbuf = Vec::new();
         conn.deadline = Some((self.now + LINGER, Deadline::Linger));
-        self.on_readable(key);
+        self.read_lingering(key);
     }
 
     /// Marks the connection to be closed at the end of this turn.

@@ -11,7 +11,7 @@ use crate::error::HttpError;
 pub const MAX_TOTAL: u64 = (1 << 53) - 1;
 
 /// Most products one category may hold, so that repeated POSTs cannot grow memory forever.
-pub const MAX_PRODUCTS_PER_CATEGORY: usize = 10_000;
+pub const MAX_PRODUCTS_PER_CATEGORY: usize = 1_000;
 
 /// Longest `name`, `rrp` and `info` of a new product, in characters.
 const MAX_NAME_CHARS: usize = 200;
@@ -321,6 +321,12 @@ fn text_field(
             format!("body/{field} must not be empty"),
         ));
     }
+    if value.chars().any(char::is_control) {
+        return Err(HttpError::new(
+            400,
+            format!("body/{field} must not contain control characters"),
+        ));
+    }
     if value.chars().count() > max {
         return Err(HttpError::new(
             400,
@@ -439,6 +445,10 @@ mod tests {
             (json!({"name": "n", "rrp": "abc", "info": "i"}), "body/rrp"),
             (json!({"name": "n", "rrp": "1"}), "'info'"),
             (json!({"name": " ", "rrp": "1", "info": "i"}), "body/name"),
+            (
+                json!({"name": "a\u{0}b", "rrp": "1", "info": "i"}),
+                "body/name",
+            ),
         ];
         for (body, field) in cases {
             let err = s.add_product(el, &body).unwrap_err();

@@ -140,12 +140,19 @@ impl WsSession {
                 return Ok(Flushed::All);
             }
             // Drained: send the latest totals, as many as fit; the rest wait for the next pass.
+            let mut queued = 0;
             while let Some((id, total)) = self.conflated.pop_first() {
                 let text = crate::routes::total_message(&id, total);
                 if !self.queue(stream, Message::Text(text.into())) {
                     self.conflated.insert(id, total);
                     break;
                 }
+                queued += 1;
+            }
+            if queued == 0 {
+                // Not even one frame fits an empty queue (a budget below one update): stop
+                // rather than spin. Config refuses such budgets; this is the last guard.
+                return Ok(Flushed::All);
             }
         }
     }

@@ -2,6 +2,7 @@
 //! with raw TCP, a tungstenite client, and (in `ops`) the built binary.
 
 mod helpers;
+mod hostile;
 mod http;
 mod ops;
 mod ws;

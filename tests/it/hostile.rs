@@ -1,0 +1,156 @@
+//! Clients that misbehave on purpose: none of them may hurt another client, grow the
+//! server's memory without bound, or leave requests unanswered. Each test names the
+//! problem it guards against (found by probing issue 2's first build).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::helpers::*;
+
+/// A masked text frame "nope" (key 0): a message the server answers with an error.
+const NOPE_FRAME: [u8; 10] = [0x81, 0x84, 0, 0, 0, 0, b'n', b'o', b'p', b'e'];
+
+/// Issue 2 probe: a WebSocket client that sends without pause kept `read_ws` looping and
+/// froze every other client.
+#[test]
+fn a_flooding_websocket_client_does_not_starve_the_others() {
+    let addr = start();
+    let mut flooder = Client::connect(addr);
+    flooder.send(b"GET /orders/toys HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    assert_eq!(flooder.read_response().status, 101);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let flood = {
+        let stop = stop.clone();
+        let mut stream = flooder.stream.try_clone().unwrap();
+        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+        std::thread::spawn(move || {
+            let batch: Vec<u8> = NOPE_FRAME
+                .iter()
+                .copied()
+                .cycle()
+                .take(NOPE_FRAME.len() * 10_000)
+                .collect();
+            let mut sent = 0usize;
+            while !stop.load(Ordering::Relaxed) && sent < 500_000_000 {
+                if stream.write_all(&batch).is_err() {
+                    break;
+                }
+                sent += batch.len();
+                let _ = started_tx.send(());
+            }
+            sent
+        })
+    };
+    // The server has taken the first megabyte: the flood is under way.
+    started
+        .recv_timeout(TIMEOUT)
+        .expect("the flood never started");
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    for amount in 1..=20 {
+        order(addr, "A1", 1);
+        assert_eq!(next_total(&mut ws), ("A1".into(), 3 + amount));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(flood.join().unwrap() > 0);
+}
+
+/// Issue 2 probe: chunks of one byte with 4 KB extensions made a 64 KiB body cost
+/// hundreds of megabytes of framing.
+#[test]
+fn chunk_extensions_cannot_multiply_a_body() {
+    let addr = start();
+    let mut c = Client::connect(addr);
+    c.send(b"POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut line = b"1;".to_vec();
+    line.extend(std::iter::repeat_n(b'a', 4000));
+    line.extend_from_slice(b"\r\n \r\n");
+    let mut status = None;
+    for _ in 0..1000 {
+        if c.stream.write_all(&line).is_err() {
+            break;
+        }
+        c.stream.set_nonblocking(true).unwrap();
+        let mut peek = [0u8; 1];
+        let answered = c.stream.peek(&mut peek).is_ok_and(|n| n > 0);
+        c.stream.set_nonblocking(false).unwrap();
+        if answered {
+            status = Some(c.read_response().status);
+            break;
+        }
+    }
+    assert_eq!(status, Some(413));
+    assert_eq!(current_total(addr, "electronics", "A1"), 3);
+}
+
+/// Issue 2 probe: pipelined requests whose responses passed the output high-water mark
+/// were left unanswered when reading resumed.
+#[test]
+fn a_long_pipeline_is_answered_in_full() {
+    let addr = start();
+    let index_len = get(addr, "/").body.len();
+    let n = 1 + 3 * (256 * 1024) / index_len;
+    for half_close in [false, true] {
+        let mut c = Client::connect(addr);
+        let batch = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(n);
+        c.send(batch.as_bytes());
+        if half_close {
+            c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        for i in 0..n {
+            let r = c.read_response();
+            assert_eq!(
+                (r.status, r.body.len()),
+                (200, index_len),
+                "response {i} of {n}"
+            );
+        }
+    }
+}
+
+/// A subscriber that never reads while thousands of orders arrive: the others get every
+/// update in order, and the slow one, once it reads, ends with the current totals.
+#[test]
+fn a_subscriber_that_never_reads_hurts_nobody_and_converges() {
+    let addr = start_with(mock_srv::Config {
+        ws_queue_bytes: 4096,
+        ..Default::default()
+    });
+    let mut slow = ws_connect(addr, "/orders/electronics");
+    let mut fast = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut fast, 2);
+    let mut poster = Client::connect(addr);
+    let post = |id: &str| {
+        format!(
+            "POST /orders/{id} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{{\"amount\":1}}"
+        )
+    };
+    let rounds = 100;
+    let per_round = 100;
+    for round in 0..rounds {
+        let id = if round % 2 == 0 { "A1" } else { "A2" };
+        poster.send(post(id).repeat(per_round).as_bytes());
+        for _ in 0..per_round {
+            assert_eq!(poster.read_response().status, 200);
+        }
+        let start = if id == "A1" { 3 } else { 7 } + (round / 2) * per_round;
+        for k in 1..=per_round {
+            assert_eq!(next_total(&mut fast), (id.to_string(), (start + k) as u64));
+        }
+    }
+    let final_a1 = 3 + (rounds / 2 * per_round) as u64;
+    let final_a2 = 7 + (rounds / 2 * per_round) as u64;
+    // The slow client reads everything it was sent; the last total of each product is the
+    // current one.
+    let (mut last_a1, mut last_a2) = (0, 0);
+    while last_a1 != final_a1 || last_a2 != final_a2 {
+        match next_total(&mut slow) {
+            (id, t) if id == "A1" => last_a1 = t,
+            (_, t) => last_a2 = t,
+        }
+    }
+    order(addr, "A1", 1);
+    assert_eq!(next_total(&mut slow), ("A1".into(), final_a1 + 1));
+}
