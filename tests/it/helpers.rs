@@ -238,3 +238,14 @@ pub fn current_total(addr: SocketAddr, category: &str, id: &str) -> u64 {
         .map(|(_, t)| t)
         .expect("id in category")
 }
+
+/// Reads until the server's close frame and returns its code (`None`: a close without one).
+pub fn next_close_code(ws: &mut Ws) -> Option<tungstenite::protocol::frame::coding::CloseCode> {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => return frame.map(|f| f.code),
+            Ok(_) => continue,
+            Err(e) => panic!("expected a close frame, got {e}"),
+        }
+    }
+}

@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::helpers::*;
@@ -168,14 +167,7 @@ fn sigterm_closes_websockets_with_1001_and_exits_0() {
     order(addr, "A1", 10);
     assert_eq!(next_total(&mut ws), ("A1".into(), 13));
     assert_eq!(terminate(child), 0);
-    let close = loop {
-        match ws.read() {
-            Ok(Message::Close(frame)) => break frame,
-            Ok(_) => continue,
-            Err(e) => panic!("expected a close frame, got {e}"),
-        }
-    };
-    assert_eq!(close.map(|f| f.code), Some(CloseCode::Away));
+    assert_eq!(next_close_code(&mut ws), Some(CloseCode::Away));
     assert!(
         std::net::TcpStream::connect(addr).is_err(),
         "still accepting after shutdown"
