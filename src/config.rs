@@ -33,6 +33,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Largest WebSocket message a client may send; close 1009 past it.
     pub max_ws_message_bytes: usize,
+    /// How often an idle WebSocket is pinged; one silent for a whole interval is closed.
+    pub ws_ping_interval: Duration,
     /// Bytes queued for one WebSocket before it is switched to conflation.
     pub ws_queue_bytes: usize,
     /// Most connections open at once; new ones get 503. `None`: the fd limit decides.
@@ -56,6 +58,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             max_ws_message_bytes: 64 * 1024,
             ws_queue_bytes: 256 * 1024,
+            ws_ping_interval: Duration::from_secs(30),
             max_connections: None,
             shutdown_grace: Duration::from_millis(1500),
         }
@@ -94,6 +97,8 @@ Options:
   --request-timeout-ms N    time to receive a request head, then its body [default: 10000]
   --idle-timeout-ms N       close idle keep-alive connections after N ms [default: 60000]
   --max-ws-message-bytes N  largest WebSocket message from a client [default: 65536]
+  --ws-ping-ms N            ping WebSockets this often; close one silent for that long
+                            [default: 30000]
   --ws-queue-bytes N        bytes queued per WebSocket before only the latest total of
                             each product is kept [default: 262144]
   --max-connections N       most connections at once [default: what the fd limit allows]
@@ -155,6 +160,7 @@ impl Command {
                         )));
                     }
                 }
+                Long("ws-ping-ms") => config.ws_ping_interval = millis(&mut parser)?,
                 Long("max-connections") => config.max_connections = Some(positive(&mut parser)?),
                 _ => return Err(arg.unexpected().into()),
             }

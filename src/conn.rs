@@ -29,6 +29,8 @@ pub enum Deadline {
     Request,
     /// Closing: give the peer a moment to read our last response, then close.
     Linger,
+    /// WebSocket: send a ping, or close if nothing was heard since the last one.
+    Ping,
 }
 
 /// A connection in the server's slab.
@@ -55,6 +57,8 @@ pub struct Conn {
     pub pending: bool,
     /// Listed to be read again next turn.
     pub reread: bool,
+    /// WebSocket: the client sent something (a pong at least) since the last ping.
+    pub heard_from: bool,
     /// Listed in the server's close list; no more work is done for it.
     pub closing: bool,
     pub deadline: Option<(Instant, Deadline)>,
@@ -76,6 +80,7 @@ impl Conn {
             peer_eof: false,
             pending: false,
             reread: false,
+            heard_from: false,
             closing: false,
             deadline: Some((idle_until, Deadline::Idle)),
         }

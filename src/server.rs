@@ -118,7 +118,10 @@ impl Server {
         };
         let subs = Subscribers::new(store.category_names().count());
         let now = Instant::now();
-        let shortest = config.request_timeout.min(config.idle_timeout);
+        let shortest = config
+            .request_timeout
+            .min(config.idle_timeout)
+            .min(config.ws_ping_interval);
         let sweep_every = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -538,7 +541,9 @@ impl Server {
             self.config.max_ws_message_bytes,
             self.config.ws_queue_bytes,
         )));
-        conn.deadline = None;
+        // Liveness: a ping each interval; a client silent for a whole interval is closed.
+        conn.deadline = Some((self.now + self.config.ws_ping_interval, Deadline::Ping));
+        conn.heard_from = true;
         let name = category.map_or("(unknown category)", |c| self.app.store.category_name(c));
         self.log
             .info(format_args!("{} websocket open #{key} {name}", conn.peer));
@@ -590,12 +595,21 @@ impl Server {
                 return;
             };
             match ws.read(&mut wire) {
-                Ok(Incoming::Text(text)) => self.on_ws_text(key, text.as_str()),
-                Ok(Incoming::Binary) => self.reply_error(
-                    key,
-                    "binary messages are not supported; send JSON text".into(),
-                ),
-                Ok(Incoming::Control) => self.mark_pending(key),
+                Ok(Incoming::Text(text)) => {
+                    self.conns[key].heard_from = true;
+                    self.on_ws_text(key, text.as_str());
+                }
+                Ok(Incoming::Binary) => {
+                    self.conns[key].heard_from = true;
+                    self.reply_error(
+                        key,
+                        "binary messages are not supported; send JSON text".into(),
+                    );
+                }
+                Ok(Incoming::Control) => {
+                    self.conns[key].heard_from = true;
+                    self.mark_pending(key);
+                }
                 Ok(Incoming::Blocked) => return self.mark_pending(key),
                 Err(closed) => {
                     match closed.code {
@@ -761,6 +775,24 @@ impl Server {
             conn.deadline = None;
             match deadline {
                 Deadline::Idle | Deadline::Linger => self.queue_close(key),
+                Deadline::Ping if !std::mem::take(&mut conn.heard_from) => {
+                    // Nothing, not even the pong to our last ping, for a whole interval.
+                    self.log.info(format_args!(
+                        "{} websocket #{key} did not answer a ping; closing",
+                        conn.peer
+                    ));
+                    if let Some((ws, mut wire)) = conn.ws() {
+                        ws.close(&mut wire, 1001, "ping timeout");
+                    }
+                    self.linger(key);
+                }
+                Deadline::Ping => {
+                    conn.deadline = Some((now + self.config.ws_ping_interval, Deadline::Ping));
+                    if let Some((ws, mut wire)) = conn.ws() {
+                        ws.ping(&mut wire);
+                    }
+                    self.mark_pending(key);
+                }
                 Deadline::Request => {
                     let err = HttpError::new(
                         408,

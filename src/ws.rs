@@ -108,6 +108,11 @@ impl WsSession {
         self.queue(stream, Message::Text(text.into()));
     }
 
+    /// Queues a ping; the client's pong (or any message) shows it is still there.
+    pub fn ping<S: Read + Write>(&mut self, stream: &mut S) {
+        self.queue(stream, Message::Ping(Default::default()));
+    }
+
     /// Forgets conflated totals (the subscription moved to another category).
     pub fn clear_conflated(&mut self) {
         self.conflated.clear();

@@ -219,3 +219,38 @@ fn an_oversized_message_is_closed_with_1009() {
     ws.send(Message::text("x".repeat(2000))).unwrap();
     assert_eq!(next_close_code(&mut ws), Some(CloseCode::Size));
 }
+
+#[test]
+fn a_client_that_answers_pings_stays_and_a_silent_one_is_closed() {
+    let addr = start_with(mock_srv::Config {
+        ws_ping_interval: std::time::Duration::from_millis(150),
+        ..Default::default()
+    });
+    // A raw client that completes the handshake and then never answers anything.
+    let mut silent = Client::connect(addr);
+    silent.send(b"GET /orders/electronics HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    assert_eq!(silent.read_response().status, 101);
+
+    // tungstenite answers each ping with a pong on its next read.
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    let mut pings = 0;
+    while pings < 4 {
+        if let Message::Ping(_) = ws.read().expect("a ping before the timeout") {
+            pings += 1;
+        }
+    }
+    assert!(
+        silent.is_closed_by_server(),
+        "a client that never answers a ping stays open"
+    );
+    order(addr, "A1", 1);
+    loop {
+        match ws.read().expect("the update") {
+            Message::Text(t) if t.contains("\"A1\"") => {
+                assert_eq!(t.as_str(), r#"{"id":"A1","total":4}"#);
+                break;
+            }
+            _ => continue,
+        }
+    }
+}
