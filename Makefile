@@ -2,7 +2,7 @@
 ARGS ?=
 CARGO ?= cargo
 
-.PHONY: run build test unit smoke e2e check fmt clippy clean
+.PHONY: run build test unit smoke autobahn e2e check fmt clippy clean
 
 ## run: build in release mode and start on http://localhost:3000 (extra flags: make run ARGS="--simulate")
 run:
@@ -11,9 +11,9 @@ run:
 build:
 	$(CARGO) build --release
 
-## test: unit and integration tests, the smoke test with curl, websocat and nc, then the
-## browser tests (installs Debian's chromium and playwright-core when missing)
-test: unit smoke e2e
+## test: unit and integration tests, the smoke test with curl, websocat and nc, the
+## Autobahn WebSocket cases, then the browser tests (installs what is missing)
+test: unit smoke autobahn e2e
 
 unit:
 	$(CARGO) test --all-targets
@@ -21,6 +21,11 @@ unit:
 smoke:
 	$(CARGO) build --release --quiet
 	bash tests/smoke.sh target/release/mock-srv
+
+## autobahn: the Autobahn WebSocket conformance cases (kosoku) against --echo
+autobahn:
+	$(CARGO) build --release --quiet
+	bash tests/autobahn.sh target/release/mock-srv
 
 ## e2e: the web app driven in headless Chromium, each scenario against a fresh server
 e2e:

@@ -39,6 +39,8 @@ pub struct Config {
     pub ws_queue_bytes: usize,
     /// Most connections open at once; new ones get 503. `None`: the fd limit decides.
     pub max_connections: Option<usize>,
+    /// Serve a WebSocket echo endpoint at `/echo`, for conformance tests (`--echo`).
+    pub echo: bool,
     /// How long shutdown waits for WebSockets to finish closing.
     pub shutdown_grace: Duration,
 }
@@ -61,6 +63,7 @@ impl Default for Config {
             ws_ping_interval: Duration::from_secs(30),
             max_connections: None,
             shutdown_grace: Duration::from_millis(1500),
+            echo: false,
         }
     }
 }
@@ -102,6 +105,8 @@ Options:
   --ws-queue-bytes N        bytes queued per WebSocket before only the latest total of
                             each product is kept [default: 262144]
   --max-connections N       most connections at once [default: what the fd limit allows]
+  --echo                    serve a WebSocket echo endpoint at /echo (for protocol
+                            conformance tests such as Autobahn)
   -h, --help                print this help
   -V, --version             print the version
 
@@ -160,6 +165,7 @@ impl Command {
                         )));
                     }
                 }
+                Long("echo") => config.echo = true,
                 Long("ws-ping-ms") => config.ws_ping_interval = millis(&mut parser)?,
                 Long("max-connections") => config.max_connections = Some(positive(&mut parser)?),
                 _ => return Err(arg.unexpected().into()),

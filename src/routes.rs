@@ -16,6 +16,8 @@ pub struct App {
     pub store: Store,
     pub files: StaticFiles,
     pub access: Access,
+    /// Serve the `/echo` WebSocket endpoint (`--echo`).
+    pub echo: bool,
 }
 
 /// Who may talk to the server: which Origins get CORS grants and WebSocket upgrades, and
@@ -79,13 +81,22 @@ pub enum Outcome {
     /// Send this response.
     Respond(Response),
     /// Answer `101 Switching Protocols` with this `Sec-WebSocket-Accept` value and
-    /// subscribe the connection to the category (`None`: unknown, sends nothing).
+    /// continue as a WebSocket on `channel`.
     Upgrade {
-        category: Option<CategoryId>,
+        channel: Channel,
         accept_key: String,
     },
     /// Send the response and push the new total to the category's subscribers.
     Publish(Response, Update),
+}
+
+/// What a WebSocket is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// `/orders/<category>`: totals of the category (`None`: unknown, sends nothing).
+    Orders(Option<CategoryId>),
+    /// `/echo` (only with `--echo`): every message comes back, for conformance tests.
+    Echo,
 }
 
 /// A product's new total, to push to its category's subscribers.
@@ -175,8 +186,13 @@ fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
     }
     let segments: Vec<&str> = path[1..].split('/').collect();
     match segments.as_slice() {
+        ["echo"] if app.echo && method == Method::Get && req.wants_websocket => {
+            upgrade(req, Channel::Echo)
+        }
         ["orders", name] => match method {
-            Method::Get if req.wants_websocket => upgrade(req, &app.store, name),
+            Method::Get if req.wants_websocket => {
+                upgrade(req, Channel::Orders(app.store.category(name)))
+            }
             Method::Get | Method::Head => Err(HttpError::new(
                 426,
                 format!(
@@ -326,7 +342,7 @@ fn json_body(req: &Request) -> Result<Value, HttpError> {
 }
 
 /// Checks a WebSocket handshake request (RFC 6455 section 4.2.1).
-fn upgrade(req: &Request, store: &Store, name: &str) -> Result<Outcome, HttpError> {
+fn upgrade(req: &Request, channel: Channel) -> Result<Outcome, HttpError> {
     if !req.http11 {
         return Err(HttpError::new(400, "WebSocket upgrades need HTTP/1.1"));
     }
@@ -343,7 +359,7 @@ fn upgrade(req: &Request, store: &Store, name: &str) -> Result<Outcome, HttpErro
         ));
     }
     Ok(Outcome::Upgrade {
-        category: store.category(name),
+        channel,
         accept_key: tungstenite::handshake::derive_accept_key(key.as_bytes()),
     })
 }

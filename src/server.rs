@@ -11,7 +11,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
-use tungstenite::Utf8Bytes;
+use tungstenite::{Message, Utf8Bytes};
 
 use crate::config::Config;
 use crate::conn::{Conn, Deadline, State, interrupted, would_block};
@@ -19,7 +19,7 @@ use crate::error::{Error, HttpError};
 use crate::http::{Limits, Method, Parsed, Request, Response};
 use crate::log::Log;
 use crate::pubsub::Subscribers;
-use crate::routes::{self, Access, App, Outcome, Update};
+use crate::routes::{self, Access, App, Channel, Outcome, Update};
 use crate::static_files::StaticFiles;
 use crate::store::{CategoryId, Store};
 use crate::ws::{self, Command, Flushed, Incoming, WsSession};
@@ -135,6 +135,7 @@ impl Server {
                 store,
                 files,
                 access,
+                echo: config.echo,
             },
             subs,
             limits: Limits {
@@ -491,7 +492,7 @@ impl Server {
     }
 
     /// Answers one request. Returns the upgrade to carry out for a WebSocket handshake.
-    fn dispatch(&mut self, key: usize, req: &Request) -> Option<(Option<CategoryId>, String)> {
+    fn dispatch(&mut self, key: usize, req: &Request) -> Option<(Channel, String)> {
         let outcome = routes::handle(req, &mut self.app);
         let conn = &mut self.conns[key];
         let peer = conn.peer;
@@ -513,9 +514,9 @@ impl Server {
                 self.publish(&update);
             }
             Outcome::Upgrade {
-                category,
+                channel,
                 accept_key,
-            } => return Some((category, accept_key)),
+            } => return Some((channel, accept_key)),
         }
         None
     }
@@ -526,7 +527,7 @@ impl Server {
     fn start_websocket(
         &mut self,
         key: usize,
-        (category, accept_key): (Option<CategoryId>, String),
+        (channel, accept_key): (Channel, String),
         leftover: Vec<u8>,
     ) {
         let conn = &mut self.conns[key];
@@ -544,10 +545,21 @@ impl Server {
         // Liveness: a ping each interval; a client silent for a whole interval is closed.
         conn.deadline = Some((self.now + self.config.ws_ping_interval, Deadline::Ping));
         conn.heard_from = true;
-        let name = category.map_or("(unknown category)", |c| self.app.store.category_name(c));
+        let name = match channel {
+            Channel::Echo => "echo",
+            Channel::Orders(Some(cat)) => self.app.store.category_name(cat),
+            Channel::Orders(None) => "(unknown category)",
+        };
         self.log
             .info(format_args!("{} websocket open #{key} {name}", conn.peer));
-        self.subscribe(key, category);
+        match channel {
+            Channel::Orders(category) => self.subscribe(key, category),
+            Channel::Echo => {
+                if let Some((ws, _)) = self.conns[key].ws() {
+                    ws.echo = true;
+                }
+            }
+        }
         self.read_ws(key);
     }
 
@@ -595,11 +607,24 @@ impl Server {
                 return;
             };
             match ws.read(&mut wire) {
+                Ok(incoming @ (Incoming::Text(_) | Incoming::Binary(_))) if ws.echo => {
+                    let msg = match incoming {
+                        Incoming::Text(t) => Message::Text(t),
+                        Incoming::Binary(b) => Message::Binary(b),
+                        _ => unreachable!("matched above"),
+                    };
+                    if !ws.push_message(&mut wire, msg) {
+                        // The echo client is not reading; its queue is full.
+                        ws.close(&mut wire, 1008, "echo queue full");
+                    }
+                    self.conns[key].heard_from = true;
+                    self.mark_pending(key);
+                }
                 Ok(Incoming::Text(text)) => {
                     self.conns[key].heard_from = true;
                     self.on_ws_text(key, text.as_str());
                 }
-                Ok(Incoming::Binary) => {
+                Ok(Incoming::Binary(_)) => {
                     self.conns[key].heard_from = true;
                     self.reply_error(
                         key,

@@ -22,8 +22,8 @@ const READ_BUFFER_BYTES: usize = 1024;
 pub enum Incoming {
     /// A text message from the client.
     Text(Utf8Bytes),
-    /// A binary message (not part of the protocol; answered with an error).
-    Binary,
+    /// A binary message (not part of the protocol; answered with an error, or echoed).
+    Binary(tungstenite::Bytes),
     /// A control frame tungstenite handled itself (ping, pong, the peer's close).
     Control,
     /// Nothing more to read until the socket is readable again.
@@ -52,6 +52,8 @@ pub struct WsSession {
     ctx: tungstenite::protocol::WebSocketContext,
     /// Latest total per product id, kept instead of frames while over the byte budget.
     conflated: BTreeMap<String, u64>,
+    /// An `/echo` session: messages are sent back instead of read as commands.
+    pub echo: bool,
 }
 
 impl WsSession {
@@ -75,6 +77,7 @@ impl WsSession {
         WsSession {
             ctx,
             conflated: BTreeMap::new(),
+            echo: false,
         }
     }
 
@@ -116,6 +119,11 @@ impl WsSession {
     /// Forgets conflated totals (the subscription moved to another category).
     pub fn clear_conflated(&mut self) {
         self.conflated.clear();
+    }
+
+    /// Queues any message (the echo endpoint's replies); false when the budget is full.
+    pub fn push_message<S: Read + Write>(&mut self, stream: &mut S, msg: Message) -> bool {
+        self.queue(stream, msg)
     }
 
     /// Buffers one message; false when the budget is full.
@@ -167,7 +175,7 @@ impl WsSession {
         loop {
             return match self.ctx.read(stream) {
                 Ok(Message::Text(t)) => Ok(Incoming::Text(t)),
-                Ok(Message::Binary(_)) => Ok(Incoming::Binary),
+                Ok(Message::Binary(b)) => Ok(Incoming::Binary(b)),
                 Ok(_) => Ok(Incoming::Control),
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     Ok(Incoming::Blocked)

@@ -254,3 +254,25 @@ fn a_client_that_answers_pings_stays_and_a_silent_one_is_closed() {
         }
     }
 }
+
+#[test]
+fn the_echo_endpoint_exists_only_when_asked_for() {
+    let addr = start_with(mock_srv::Config {
+        echo: true,
+        ..Default::default()
+    });
+    let mut ws = ws_connect(addr, "/echo");
+    ws.send(Message::text("hello")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("hello"));
+    ws.send(Message::binary(vec![0, 1, 2])).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::binary(vec![0, 1, 2]));
+    // Echo sessions are not subscribers.
+    order(addr, "A1", 1);
+    ws.send(Message::text("still here")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("still here"));
+
+    let plain = start();
+    let mut c = Client::connect(plain);
+    let r = c.request(b"GET /echo HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    assert_eq!(r.status, 404);
+}
