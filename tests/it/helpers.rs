@@ -74,6 +74,20 @@ impl Client {
 
     /// Reads one response; `head_only` for answers to HEAD (no body follows).
     pub fn read_response_to(&mut self, head_only: bool) -> Resp {
+        self.try_read_response_to(head_only).unwrap_or_else(|| {
+            panic!(
+                "no response before the connection ended; had: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            )
+        })
+    }
+
+    /// Reads one response, or `None` when the connection ends or times out first.
+    pub fn try_read_response(&mut self) -> Option<Resp> {
+        self.try_read_response_to(false)
+    }
+
+    fn try_read_response_to(&mut self, head_only: bool) -> Option<Resp> {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut parsed = httparse::Response::new(&mut headers);
@@ -101,18 +115,22 @@ impl Client {
                     len
                 };
                 while self.buf.len() < head_len + len {
-                    self.fill();
+                    if !self.fill() {
+                        return None;
+                    }
                 }
                 let body =
                     String::from_utf8_lossy(&self.buf[head_len..head_len + len]).into_owned();
                 self.buf.drain(..head_len + len);
-                return Resp {
+                return Some(Resp {
                     status,
                     headers,
                     body,
-                };
+                });
             }
-            self.fill();
+            if !self.fill() {
+                return None;
+            }
         }
     }
 
@@ -139,15 +157,16 @@ impl Client {
         }
     }
 
-    fn fill(&mut self) {
+    /// Reads more bytes; false when the connection ended or the read timed out.
+    fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 8192];
-        let n = self.stream.read(&mut chunk).expect("read (timed out?)");
-        assert!(
-            n > 0,
-            "server closed the connection; had: {:?}",
-            String::from_utf8_lossy(&self.buf)
-        );
-        self.buf.extend_from_slice(&chunk[..n]);
+        match self.stream.read(&mut chunk) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The binary as an operator meets it: flags, exit codes, the printed port, signals,
 //! the simulator and data files.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
@@ -184,4 +184,83 @@ fn the_simulator_pushes_through_the_same_fan_out() {
     let before = start.iter().find(|(i, _)| *i == id).unwrap().1;
     assert!(total > before, "{id}: {before} -> {total}");
     assert_eq!(terminate(child), 0);
+}
+
+/// SIGTERM while orders are being posted and subscribers are connected: every POST that
+/// got 200 is in the totals the subscribers last received, every WebSocket is closed with
+/// 1001, and the process exits 0 within two seconds.
+#[test]
+fn sigterm_under_load_loses_no_acknowledged_order() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+    use std::time::{Duration, Instant};
+
+    let (child, addr) = spawn(&[]);
+    let subscribers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut ws = ws_connect(addr, "/orders/electronics");
+            initial_totals(&mut ws, 2);
+            std::thread::spawn(move || {
+                let mut last_a1 = 3;
+                loop {
+                    match ws.read() {
+                        Ok(tungstenite::Message::Text(t)) => {
+                            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                            if v["id"] == "A1" {
+                                last_a1 = v["total"].as_u64().unwrap();
+                            }
+                        }
+                        Ok(tungstenite::Message::Close(frame)) => {
+                            return (last_a1, frame.map(|f| f.code));
+                        }
+                        Ok(_) => {}
+                        Err(e) => panic!("subscriber lost its connection without a close: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let acknowledged = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let posting = Arc::new(AtomicBool::new(true));
+    let (first_tx, first) = mpsc::channel();
+    let poster = {
+        let (acknowledged, posting) = (acknowledged.clone(), posting.clone());
+        std::thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            let req = b"POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"amount\":1}";
+            while posting.load(Ordering::Relaxed) {
+                if c.stream.write_all(req).is_err() {
+                    return;
+                }
+                match c.try_read_response() {
+                    Some(r) if r.status == 200 => {
+                        acknowledged.fetch_add(1, Ordering::SeqCst);
+                        let _ = first_tx.send(());
+                        if r.header("connection") == Some("close") {
+                            return;
+                        }
+                    }
+                    // Refused or cut off by the shutdown: not acknowledged.
+                    _ => return,
+                }
+            }
+        })
+    };
+    first.recv_timeout(TIMEOUT).expect("no POST was answered");
+    let stop_at = Instant::now();
+    let code = terminate(child);
+    let took = stop_at.elapsed();
+    posting.store(false, Ordering::Relaxed);
+    poster.join().unwrap();
+
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(2), "took {took:?} to exit");
+    let acked = acknowledged.load(Ordering::SeqCst);
+    assert!(acked > 0);
+    for s in subscribers {
+        let (last_a1, close) = s.join().unwrap();
+        assert_eq!(close, Some(CloseCode::Away));
+        assert_eq!(last_a1, 3 + acked, "acknowledged {acked} orders");
+    }
 }
