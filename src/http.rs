@@ -744,6 +744,16 @@ mod tests {
     }
 
     #[test]
+    fn more_than_64_headers_is_431() {
+        let head = |n: usize| {
+            let fields: String = (0..n).map(|i| format!("X-{i}: v\r\n")).collect();
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{fields}\r\n").into_bytes()
+        };
+        assert_eq!(status(&head(63)), 200);
+        assert_eq!(status(&head(64)), 431);
+    }
+
+    #[test]
     fn expect_continue_is_signalled_once() {
         let mut p = Parser::default();
         let head =

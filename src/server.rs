@@ -66,6 +66,8 @@ pub struct Server {
     signals: Option<Signals>,
     shutdown_at: Option<Instant>,
     accept_paused_until: Option<Instant>,
+    /// No new out-of-descriptors warning before this (set again at each retry).
+    fd_warning_until: Option<Instant>,
     sweep_every: Duration,
     next_sweep: Instant,
     next_simulation: Option<Instant>,
@@ -151,6 +153,7 @@ impl Server {
             signals: None,
             shutdown_at: None,
             accept_paused_until: None,
+            fd_warning_until: None,
             sweep_every,
             next_sweep: now + sweep_every,
             next_simulation: config.simulate.map(|period| now + period),
@@ -268,9 +271,13 @@ impl Server {
                 Err(e) if interrupted(&e) => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
                     // EMFILE/ENFILE: the connection stays in the backlog; retry shortly.
-                    self.log.warn(format_args!(
-                        "out of file descriptors ({e}); pausing accept"
-                    ));
+                    // One warning per episode, not one per retry.
+                    if self.fd_warning_until.is_none_or(|t| self.now >= t) {
+                        self.log.warn(format_args!(
+                            "out of file descriptors ({e}); pausing accept"
+                        ));
+                    }
+                    self.fd_warning_until = Some(self.now + 10 * ACCEPT_BACKOFF);
                     self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
                     return;
                 }

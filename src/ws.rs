@@ -371,6 +371,12 @@ mod tests {
             big.read(&mut MockStream::default()).unwrap_err().code,
             Some(1009)
         );
+        // A masked (key 0) text frame holding 0xff, which is never UTF-8.
+        let mut bad_utf8 = WsSession::new(vec![0x81, 0x81, 0, 0, 0, 0, 0xff], 1024, 4096);
+        assert_eq!(
+            bad_utf8.read(&mut MockStream::default()).unwrap_err().code,
+            Some(1007)
+        );
         let mut unmasked = WsSession::new(vec![0x81, 0x02, b'h', b'i'], 1024, 4096);
         assert_eq!(
             unmasked.read(&mut MockStream::default()).unwrap_err().code,

@@ -264,3 +264,69 @@ fn sigterm_under_load_loses_no_acknowledged_order() {
         assert_eq!(last_a1, 3 + acked, "acknowledged {acked} orders");
     }
 }
+
+/// Out of file descriptors: the accept loop neither spins nor stalls. While at the limit the
+/// server uses (almost) no CPU; once descriptors free up, queued clients are served.
+#[test]
+fn at_the_fd_limit_accept_pauses_without_spinning() {
+    use std::time::Duration;
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            &format!("ulimit -n 64 && exec {BIN} --port 0 --max-connections 10000"),
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // More connections than descriptors: the first ones are accepted and held, the rest
+    // wait in the kernel's backlog.
+    let mut held: Vec<Client> = (0..100).map(|_| Client::connect(addr)).collect();
+    let mut queued = held.pop().unwrap();
+    queued
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    queued.send(b"GET /electronics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let cpu_before = cpu_seconds(child.id());
+    // Not served while the server has no descriptor for it: this read times out after 1 s.
+    assert!(
+        queued.try_read_response().is_none(),
+        "served while out of descriptors?"
+    );
+    let cpu_at_limit = cpu_seconds(child.id()) - cpu_before;
+    assert!(
+        cpu_at_limit < 0.2,
+        "{cpu_at_limit} s of CPU in 1 s at the fd limit"
+    );
+    eprintln!("fd limit: {cpu_at_limit:.3} s CPU during 1 s at the limit");
+
+    drop(held);
+    queued.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let r = queued.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(terminate(child), 0);
+}
+
+/// User plus system CPU time of a process, in seconds (from /proc/PID/stat).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
