@@ -46,14 +46,20 @@ for t in "${targets[@]}"; do
     echo "fuzz $t: $runs executions, 0 crashes"
   else
     failed=1
-    # On a crash there is no "Done" line: take the last status line's count instead.
-    last=$(grep -oE '^#[0-9]+' "$log" | tail -n 1 | tr -d '#')
-    echo "fuzz $t: ${last:-?} executions, 1 crash (exit status $status); last lines of $log:" >&2
-    tail -n 40 "$log" | sed 's/^/    /' >&2
+    # On a crash there is no "Done" line: take the last status line's count instead
+    # (none when an input of the seed corpus itself crashes).
+    last=$(grep -oE '^#[0-9]+' "$log" | tail -n 1 | tr -d '#' || true)
+    echo "fuzz $t: ${last:-?} executions, 1 crash (exit status $status), full output in fuzz/$log" >&2
+    if grep -q 'panicked at' "$log"; then
+      grep -A 6 'panicked at' "$log" | head -n 20 | sed 's/^/    /' >&2
+    else
+      tail -n 25 "$log" | sed 's/^/    /' >&2
+    fi
     artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
     if [[ -n $artifact && -f $artifact ]]; then
-      echo "fuzz $t: crashing input $artifact (hex: $(od -An -tx1 -v "$artifact" | tr -d ' \n' | head -c 2000))" >&2
-      echo "fuzz $t: reproduce with: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $t $artifact)" >&2
+      echo "fuzz $t: crashing input $artifact" >&2
+      echo "fuzz $t: hex: $(od -An -tx1 -v "$artifact" | tr -d ' \n' | head -c 4000)" >&2
+      echo "fuzz $t: reproduce: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $t $artifact)" >&2
     fi
   fi
 done

@@ -330,3 +330,52 @@ fn cpu_seconds(pid: u32) -> f64 {
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0
 }
+
+/// The server's memory stays bounded while subscribers stop reading and orders pour in:
+/// each slow subscriber costs at most its queue budget, and all of them converge.
+#[test]
+fn slow_subscribers_cost_bounded_memory() {
+    let queue_bytes = 64 * 1024;
+    let (child, addr) = spawn(&["--ws-queue-bytes", &queue_bytes.to_string()]);
+    let rss_before = rss_kib(child.id());
+    let mut slow: Vec<Ws> = (0..20)
+        .map(|_| ws_connect(addr, "/orders/electronics"))
+        .collect();
+    let mut poster = Client::connect(addr);
+    let post = "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"amount\":1}".repeat(500);
+    let batches = 100;
+    for _ in 0..batches {
+        poster.send(post.as_bytes());
+        for _ in 0..500 {
+            assert_eq!(poster.read_response().status, 200);
+        }
+    }
+    let rss_after = rss_kib(child.id());
+    let growth_kib = rss_after.saturating_sub(rss_before);
+    eprintln!(
+        "slow subscribers: server RSS {rss_before} KiB before, {rss_after} KiB after 50,000 orders to 20 subscribers that do not read"
+    );
+    let bound_kib = 20 * queue_bytes / 1024 + 16 * 1024;
+    assert!(
+        growth_kib < bound_kib as u64,
+        "RSS grew {growth_kib} KiB (bound {bound_kib} KiB)"
+    );
+    let final_total = 3 + 500 * batches as u64;
+    for ws in &mut slow {
+        let mut last = 0;
+        while last != final_total {
+            let (id, total) = next_total(ws);
+            if id == "A1" {
+                last = total;
+            }
+        }
+    }
+    assert_eq!(terminate(child), 0);
+}
+
+/// Resident memory of a process, in KiB (VmRSS from /proc/PID/status).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
