@@ -1,8 +1,9 @@
 # mock-srv: `make run` to start it, `make test` to prove it works.
 ARGS ?=
+FUZZ_SECONDS ?= 60
 CARGO ?= cargo
 
-.PHONY: run build test unit smoke autobahn e2e check fmt clippy clean
+.PHONY: run build test unit smoke autobahn e2e fuzz check fmt clippy clean
 
 ## run: build in release mode and start on http://localhost:3000 (extra flags: make run ARGS="--simulate")
 run:
@@ -31,6 +32,11 @@ autobahn:
 e2e:
 	$(CARGO) build --release --quiet
 	bash tests/e2e/run.sh target/release/mock-srv
+
+## fuzz: cargo-fuzz (on stable, via RUSTC_BOOTSTRAP=1) for FUZZ_SECONDS per target: request
+## framing in random splits, the static path guard, the WebSocket command parser
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)
 
 ## check: formatting, lints (warnings are errors) and all tests
 check: fmt clippy test
