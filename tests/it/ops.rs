@@ -28,26 +28,32 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 /// Starts the binary on port 0 and reads the address from its first line of output.
 fn spawn(args: &[&str]) -> (Child, SocketAddr) {
-    let mut child = Command::new(BIN)
-        .args(["--port", "0"])
-        .args(args)
-        .env("RUST_LOG", "warn")
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--port", "0"]).args(args).env("RUST_LOG", "warn");
+    let (child, line) = start(cmd);
+    (child, listening_addr(&line))
+}
+
+/// Starts `cmd` (the binary, or a shell that execs it) and returns it with the first line
+/// it prints.
+fn start(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn mock-srv");
+        .expect("spawn");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("no address in {line:?}"));
-    (child, addr)
+    (child, line)
+}
+
+/// The address in `mock-srv listening on http://ADDR`.
+fn listening_addr(line: &str) -> SocketAddr {
+    let addr = line.trim().rsplit("http://").next().unwrap();
+    addr.parse()
+        .unwrap_or_else(|_| panic!("no address in {line:?}"))
 }
 
 /// Sends SIGTERM and returns the exit code, failing if the process takes over 5 s.
@@ -142,16 +148,9 @@ fn port_env_is_used_when_no_flag_is_given() {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
     drop(probe);
-    let mut child = Command::new(BIN)
-        .env("PORT", port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.env("PORT", port.to_string());
+    let (child, line) = start(cmd);
     assert_eq!(
         line.trim(),
         format!("mock-srv listening on http://127.0.0.1:{port}")
@@ -270,27 +269,11 @@ fn sigterm_under_load_loses_no_acknowledged_order() {
 #[test]
 fn at_the_fd_limit_accept_pauses_without_spinning() {
     use std::time::Duration;
-    let mut child = Command::new("bash")
-        .args([
-            "-c",
-            &format!("ulimit -n 64 && exec {BIN} --port 0 --max-connections 10000"),
-        ])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let mut cmd = Command::new("bash");
+    let script = format!("ulimit -n 64 && exec {BIN} --port 0 --max-connections 10000");
+    cmd.args(["-c", &script]).env("RUST_LOG", "error");
+    let (child, line) = start(cmd);
+    let addr = listening_addr(&line);
 
     // More connections than descriptors: the first ones are accepted and held, the rest
     // wait in the kernel's backlog.
