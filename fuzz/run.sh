@@ -45,7 +45,7 @@ for t in "${targets[@]}"; do
   if ((status == 0)) && [[ -n $runs ]]; then
     echo "fuzz $t: $runs executions, 0 crashes"
   else
-    failed=1
+    failed=$((failed + 1))
     # On a crash there is no "Done" line: take the last status line's count instead
     # (none when an input of the seed corpus itself crashes).
     last=$(grep -oE '^#[0-9]+' "$log" | tail -n 1 | tr -d '#' || true)
@@ -63,4 +63,5 @@ for t in "${targets[@]}"; do
     fi
   fi
 done
-exit "$failed"
+echo "fuzz: $(( ${#targets[@]} - failed )) passed, $failed failed"
+exit $(( failed > 0 ))
