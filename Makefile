@@ -3,7 +3,7 @@ ARGS ?=
 FUZZ_SECONDS ?= 60
 CARGO ?= cargo
 
-.PHONY: run build test unit smoke autobahn e2e fuzz check fmt clippy clean
+.PHONY: run build test unit smoke autobahn e2e fuzz bench bench-smoke check fmt clippy clean
 
 ## run: build in release mode and start on http://localhost:3000 (extra flags: make run ARGS="--simulate")
 run:
@@ -17,7 +17,7 @@ build:
 test: unit smoke autobahn e2e
 
 unit:
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
 smoke:
 	$(CARGO) build --release --quiet
@@ -38,14 +38,26 @@ e2e:
 fuzz:
 	bash fuzz/run.sh $(FUZZ_SECONDS)
 
+## bench: release builds of mock-srv, the yardstick and the load generator, then one table of
+## figures with mock-srv beside the yardstick (BENCH_ARGS="--seconds 10 --idle 50000" to change)
+BENCH_ARGS ?=
+bench:
+	$(CARGO) build --release --workspace --quiet
+	./target/release/mock-srv-bench $(BENCH_ARGS)
+
+## bench-smoke: a short run with small counts that proves the bench works (figures not judged)
+bench-smoke:
+	$(CARGO) build --release --workspace --quiet
+	./target/release/mock-srv-bench --quick
+
 ## check: formatting, lints (warnings are errors) and all tests
 check: fmt clippy test
 
 fmt:
-	$(CARGO) fmt --check
+	$(CARGO) fmt --all --check
 
 clippy:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,251 @@
+//! The yardstick: what one thread can do with no real work, so that mock-srv's figures can
+//! be read as a ratio measured in the same run on the same machine.
+//!
+//! One `mio::Poll`, connections in a `Slab`, requests framed by `httparse`. Every request
+//! gets a fixed `{"ok":true}`. A request with `Upgrade: websocket` gets a 101 and the current
+//! frame; every `POST` builds one frame, `{"id":"A1","total":<posts so far>}`, and appends
+//! that same frame to every WebSocket's output, which is written once at the end of the turn.
+//! Nothing is looked up, validated, logged or serialised beyond that.
+//!
+//! `yardstick [--port N]` prints `yardstick listening on http://ADDR` on its first line.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use tungstenite::handshake::derive_accept_key;
+
+const LISTENER: Token = Token(usize::MAX);
+const OK: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}";
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+struct Conn {
+    stream: TcpStream,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    /// Position in `Yardstick::subscribers` once this is a WebSocket.
+    subscriber: Option<usize>,
+}
+
+struct Yardstick {
+    conns: Slab<Conn>,
+    subscribers: Vec<usize>,
+    /// Keys whose output was appended to since the last flush.
+    dirty: Vec<usize>,
+    posts: u64,
+    /// The current frame: an unmasked text frame of `{"id":"A1","total":<posts>}`.
+    frame: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+fn main() -> io::Result<()> {
+    let mut port = 0u16;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--port", Some(value)) => port = value.parse().map_err(io::Error::other)?,
+            _ => return Err(io::Error::other("usage: yardstick [--port N]")),
+        }
+    }
+    if let Some(limit) = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum {
+        let _ = rustix::process::setrlimit(
+            rustix::process::Resource::Nofile,
+            rustix::process::Rlimit {
+                current: Some(limit),
+                maximum: Some(limit),
+            },
+        );
+    }
+    let mut listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    println!("yardstick listening on http://{}", listener.local_addr()?);
+    io::stdout().flush()?;
+
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut events = Events::with_capacity(1024);
+    let mut y = Yardstick {
+        conns: Slab::new(),
+        subscribers: Vec::new(),
+        dirty: Vec::new(),
+        posts: 0,
+        frame: Vec::new(),
+        scratch: vec![0; READ_CHUNK_BYTES],
+    };
+    y.build_frame();
+    loop {
+        match poll.poll(&mut events, None) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => r?,
+        }
+        for event in &events {
+            if event.token() == LISTENER {
+                y.accept(&listener, &poll);
+                continue;
+            }
+            let key = event.token().0;
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                y.read(key);
+            }
+            if event.is_writable() && y.conns.contains(key) {
+                y.flush(key);
+            }
+        }
+        while let Some(key) = y.dirty.pop() {
+            if y.conns.contains(key) {
+                y.flush(key);
+            }
+        }
+    }
+}
+
+impl Yardstick {
+    fn accept(&mut self, listener: &TcpListener, poll: &Poll) {
+        loop {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let entry = self.conns.vacant_entry();
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if poll
+                        .registry()
+                        .register(&mut stream, Token(entry.key()), interest)
+                        .is_ok()
+                    {
+                        entry.insert(Conn {
+                            stream,
+                            inbuf: Vec::new(),
+                            out: Vec::new(),
+                            subscriber: None,
+                        });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // Out of descriptors or a reset before accept: try again on the next event.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn read(&mut self, key: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            match conn.stream.read(&mut self.scratch) {
+                Ok(0) => return self.close(key),
+                Ok(n) => {
+                    if conn.subscriber.is_none() {
+                        conn.inbuf.extend_from_slice(&self.scratch[..n]);
+                        if !self.handle_requests(key) {
+                            return self.close(key);
+                        }
+                        self.flush(key);
+                    }
+                    // Client frames to a WebSocket are read and dropped.
+                    if n < self.scratch.len() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.close(key),
+            }
+        }
+    }
+
+    /// Answers every complete request in the input. False when the input is not HTTP.
+    fn handle_requests(&mut self, key: usize) -> bool {
+        let mut consumed = 0;
+        loop {
+            let conn = &mut self.conns[key];
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut req = httparse::Request::new(&mut headers);
+            let head = match req.parse(&conn.inbuf[consumed..]) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) => break,
+                Err(_) => return false,
+            };
+            let header = |name: &str| {
+                req.headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| h.value)
+            };
+            let body: usize = header("content-length")
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                .unwrap_or(0);
+            if conn.inbuf.len() - consumed < head + body {
+                break;
+            }
+            consumed += head + body;
+            let upgrade = header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case(b"websocket"));
+            if let (true, Some(ws_key)) = (upgrade, header("sec-websocket-key")) {
+                let accept = derive_accept_key(ws_key);
+                conn.out.extend_from_slice(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                      Connection: Upgrade\r\nSec-WebSocket-Accept: ",
+                );
+                conn.out.extend_from_slice(accept.as_bytes());
+                conn.out.extend_from_slice(b"\r\n\r\n");
+                conn.out.extend_from_slice(&self.frame);
+                conn.inbuf = Vec::new();
+                conn.subscriber = Some(self.subscribers.len());
+                self.subscribers.push(key);
+                return true;
+            }
+            conn.out.extend_from_slice(OK);
+            if req.method == Some("POST") {
+                self.publish();
+            }
+        }
+        self.conns[key].inbuf.drain(..consumed);
+        true
+    }
+
+    fn publish(&mut self) {
+        self.posts += 1;
+        self.build_frame();
+        for &key in &self.subscribers {
+            let conn = &mut self.conns[key];
+            if conn.out.is_empty() {
+                self.dirty.push(key);
+            }
+            conn.out.extend_from_slice(&self.frame);
+        }
+    }
+
+    fn build_frame(&mut self) {
+        self.frame.clear();
+        self.frame.extend_from_slice(&[0x81, 0]);
+        write!(self.frame, "{{\"id\":\"A1\",\"total\":{}}}", self.posts).expect("Vec write");
+        self.frame[1] = (self.frame.len() - 2) as u8;
+    }
+
+    fn flush(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let mut written = 0;
+        while written < conn.out.len() {
+            match conn.stream.write(&conn.out[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.close(key),
+            }
+        }
+        conn.out.drain(..written);
+    }
+
+    fn close(&mut self, key: usize) {
+        let conn = self.conns.remove(key);
+        if let Some(index) = conn.subscriber {
+            self.subscribers.swap_remove(index);
+            if let Some(&moved) = self.subscribers.get(index) {
+                self.conns[moved].subscriber = Some(index);
+            }
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! `mock-srv-bench`: measures mock-srv beside the yardstick (a minimal mio server that does
+//! no real work) in the same run, and prints one Markdown table of figures and ratios.
+//!
+//! Each figure starts a fresh server process pinned to one CPU, while this process (the load)
+//! runs on another. The yardstick runs first, then mock-srv, figure by figure, so both meet
+//! the same machine at nearly the same moment.
+
+mod load;
+mod procs;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use procs::{CpuShare, Cpus, ServerProc};
+use scenarios::{Fanout, Latency};
+
+const HELP: &str = "\
+mock-srv-bench: mock-srv's speed and memory beside the yardstick, as one table
+
+Usage: mock-srv-bench [--quick] [--seconds S] [--idle N] [--mock-srv PATH] [--yardstick PATH]
+
+  --quick            a short run with small counts that proves the bench works
+  --seconds S        how long each request-throughput figure is measured (default 5)
+  --idle N           the largest count of idle WebSockets (default 100000)
+  --mock-srv PATH    the server to measure (default target/release/mock-srv)
+  --yardstick PATH   the yardstick server (default target/release/yardstick)
+";
+
+struct Options {
+    quick: bool,
+    seconds: f64,
+    idle: usize,
+    mock_srv: PathBuf,
+    yardstick: PathBuf,
+}
+
+fn options() -> Result<Options, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut o = Options {
+        quick: false,
+        seconds: 5.0,
+        idle: 100_000,
+        mock_srv: "target/release/mock-srv".into(),
+        yardstick: "target/release/yardstick".into(),
+    };
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("quick") => o.quick = true,
+            Long("seconds") => o.seconds = parser.value()?.parse()?,
+            Long("idle") => o.idle = parser.value()?.parse()?,
+            Long("mock-srv") => o.mock_srv = parser.value()?.into(),
+            Long("yardstick") => o.yardstick = parser.value()?.into(),
+            Long("help") => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(o)
+}
+
+/// The two servers of every figure, yardstick first.
+struct Servers {
+    programs: [(PathBuf, Vec<&'static str>); 2],
+    cpus: Cpus,
+    /// Distinct loopback source addresses per load, so that no run meets another's ports.
+    next_net: u8,
+}
+
+impl Servers {
+    /// Runs `measure` against a fresh yardstick, then a fresh mock-srv.
+    fn each<T>(
+        &mut self,
+        mut measure: impl FnMut(&ServerProc, u8) -> std::io::Result<T>,
+    ) -> Result<[T; 2], String> {
+        let mut out = Vec::new();
+        for (program, args) in &self.programs {
+            self.next_net = self.next_net % 250 + 1;
+            let server = ServerProc::start(program, args, self.cpus).map_err(|e| e.to_string())?;
+            let name = program
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            out.push(measure(&server, self.next_net).map_err(|e| format!("{name}: {e}"))?);
+        }
+        Ok(out.try_into().ok().expect("two servers"))
+    }
+}
+
+struct Table {
+    rows: Vec<[String; 7]>,
+    notes: Vec<String>,
+    quick: bool,
+}
+
+impl Table {
+    fn row(
+        &mut self,
+        figure: String,
+        values: [String; 2],
+        ratio: String,
+        target: String,
+        cpu: [CpuShare; 2],
+    ) {
+        let cpu = cpu.map(|c| {
+            if c.server == 0.0 && c.load == 0.0 {
+                String::new()
+            } else {
+                format!("{:.0}% / {:.0}%", c.server, c.load)
+            }
+        });
+        let [y, m] = values;
+        let [cy, cm] = cpu;
+        self.rows.push([figure, y, m, ratio, target, cy, cm]);
+    }
+
+    /// A rate where higher is better, with the ratio to the yardstick and an optional target
+    /// for that ratio.
+    fn rate(
+        &mut self,
+        figure: String,
+        rates: [f64; 2],
+        min_ratio: Option<f64>,
+        cpu: [CpuShare; 2],
+    ) -> f64 {
+        let ratio = rates[1] / rates[0];
+        let target = match min_ratio {
+            Some(min) => self.verdict(format!("≥ {min:.2}"), ratio >= min),
+            None => String::new(),
+        };
+        self.row(
+            figure,
+            rates.map(thousands),
+            format!("{ratio:.2}"),
+            target,
+            cpu,
+        );
+        ratio
+    }
+
+    fn verdict(&self, target: String, met: bool) -> String {
+        match (self.quick, met) {
+            (true, _) => format!("{target} (not judged)"),
+            (false, true) => format!("{target} ✓"),
+            (false, false) => format!("{target} ✗"),
+        }
+    }
+
+    fn print(&self) {
+        println!(
+            "| figure | yardstick | mock-srv | mock-srv / yardstick | target | cpu server / load (yardstick) | cpu server / load (mock-srv) |"
+        );
+        println!("|---|---:|---:|---:|---|---:|---:|");
+        for r in &self.rows {
+            println!("| {} |", r.join(" | "));
+        }
+        println!();
+        for note in &self.notes {
+            println!("- {note}");
+        }
+    }
+}
+
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn latencies(l: Latency) -> String {
+    format!("{} / {} / {}", ms(l.p50), ms(l.p99), ms(l.max))
+}
+
+fn count(n: usize) -> String {
+    if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+fn main() -> ExitCode {
+    let o = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("mock-srv-bench: {e}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&o) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("mock-srv-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Measures every figure and prints the table. Ok(false) when a server failed to deliver
+/// every order to every subscriber (a correctness failure, not a slow figure).
+fn run(o: &Options) -> Result<bool, String> {
+    let cpus = Cpus::pick();
+    let biggest = if o.quick { 1_000 } else { o.idle };
+    // Each side holds every idle connection, plus room for the rest.
+    let fds = procs::raise_fd_limit(biggest as u64 * 2 + 1_000);
+    procs::pin_load(cpus);
+    let mut servers = Servers {
+        programs: [
+            (o.yardstick.clone(), vec!["--port", "0"]),
+            (o.mock_srv.clone(), vec!["--port", "0"]),
+        ],
+        cpus,
+        next_net: 0,
+    };
+    let mut table = Table {
+        rows: Vec::new(),
+        notes: Vec::new(),
+        quick: o.quick,
+    };
+    let (warmup, measure) = if o.quick {
+        (Duration::from_millis(100), Duration::from_millis(300))
+    } else {
+        (Duration::from_secs(1), Duration::from_secs_f64(o.seconds))
+    };
+    let mut complete = true;
+
+    eprintln!("request throughput...");
+    for (method, path, body) in [
+        ("POST", "/orders/A1", Some("{\"amount\":1}")),
+        ("GET", "/electronics", None),
+    ] {
+        let r = servers.each(|s, net| {
+            scenarios::throughput(s, net, (method, path, body), 50, warmup, measure)
+        })?;
+        table.rate(
+            format!("`{method} {path}`, 50 keep-alive connections: requests/s"),
+            [r[0].per_second, r[1].per_second],
+            Some(0.8),
+            [r[0].cpu, r[1].cpu],
+        );
+    }
+
+    let fan = if o.quick {
+        vec![(100, 50)]
+    } else {
+        vec![(1_000, 2_000), (10_000, 200)]
+    };
+    for (subscribers, posts) in fan {
+        for posters in [1, 8] {
+            eprintln!("fan-out to {subscribers} subscribers from {posters} posters...");
+            let r = servers
+                .each(|s, net| scenarios::fanout(s, net, subscribers, posters, posts, None))?;
+            let what = format!(
+                "fan-out, {} subscribers, {posts} POSTs from {posters} connection{}",
+                count(subscribers),
+                if posters == 1 { "" } else { "s" }
+            );
+            let rates = [r[0].deliveries_per_second, r[1].deliveries_per_second];
+            let ratio = rates[1] / rates[0];
+            let mut target = table.verdict("≥ 0.90".into(), ratio >= 0.9);
+            if subscribers == 1_000 && posters == 8 {
+                target = table.verdict(
+                    "≥ 0.90 and ≥ 1,000,000/s".into(),
+                    ratio >= 0.9 && rates[1] >= 1e6,
+                );
+            }
+            table.row(
+                format!("{what}: deliveries/s"),
+                rates.map(thousands),
+                format!("{ratio:.2}"),
+                target,
+                [r[0].cpu, r[1].cpu],
+            );
+            table.row(
+                format!("{what}: latency p50 / p99 / max, ms"),
+                [latencies(r[0].latency), latencies(r[1].latency)],
+                String::new(),
+                String::new(),
+                [CpuShare::default(); 2],
+            );
+            complete &= note_delivery(&mut table, &what, [&r[0], &r[1]]);
+        }
+    }
+
+    let (subscribers, posts, rate) = if o.quick {
+        (100, 200, 1_000)
+    } else {
+        (1_000, 3_000, 1_000)
+    };
+    eprintln!("paced orders to {subscribers} subscribers...");
+    let r = servers.each(|s, net| scenarios::fanout(s, net, subscribers, 1, posts, Some(rate)))?;
+    let what = format!(
+        "{} subscribers, {} POSTs/s for {posts} POSTs",
+        count(subscribers),
+        thousands(rate as f64)
+    );
+    let met = r[1].latency.p99 <= Duration::from_millis(20);
+    let target = table.verdict("p99 ≤ 20 ms".into(), met);
+    table.row(
+        format!("{what}: latency p50 / p99 / max, ms"),
+        [latencies(r[0].latency), latencies(r[1].latency)],
+        String::new(),
+        target,
+        [r[0].cpu, r[1].cpu],
+    );
+    complete &= note_delivery(&mut table, &what, [&r[0], &r[1]]);
+
+    let mut counts = vec![biggest / 10, biggest];
+    counts.retain(|&c| c > 0);
+    let possible = (fds as usize).saturating_sub(1_000) / 2;
+    if biggest > possible {
+        table.notes.push(format!(
+            "the descriptor limit ({fds}) allows only {possible} idle connections"
+        ));
+        counts.retain(|&c| c <= possible);
+    }
+    eprintln!("idle WebSockets: {counts:?}...");
+    let r = servers.each(|s, net| scenarios::idle_then_broadcast(s, net, &counts))?;
+    for (i, &conns) in counts.iter().enumerate() {
+        let (y, m) = (&r[0].0[i], &r[1].0[i]);
+        let target = table.verdict("≤ 2,048".into(), m.bytes_per_conn <= 2048.0);
+        table.row(
+            format!(
+                "{} idle WebSockets: server memory (RSS growth) per connection, bytes",
+                count(conns)
+            ),
+            [
+                format!("{:.0}", y.bytes_per_conn),
+                format!("{:.0}", m.bytes_per_conn),
+            ],
+            String::new(),
+            target,
+            [CpuShare::default(); 2],
+        );
+        table.notes.push(format!(
+            "{} idle WebSockets: server RSS {} KiB (yardstick {} KiB); opened in {:.1} s ({:.1} s for the yardstick)",
+            count(conns),
+            thousands(m.rss_kib as f64),
+            thousands(y.rss_kib as f64),
+            m.open_seconds,
+            y.open_seconds
+        ));
+    }
+    let (y, m) = (&r[0].1, &r[1].1);
+    let what = format!(
+        "broadcast of one POST to {} subscribers",
+        count(m.subscribers)
+    );
+    table.row(
+        format!("{what}: ms until the last has it (median)"),
+        [
+            format!("{} ({})", ms(y.latency.max), ms(y.latency.p50)),
+            format!("{} ({})", ms(m.latency.max), ms(m.latency.p50)),
+        ],
+        format!(
+            "{:.2}",
+            m.latency.max.as_secs_f64() / y.latency.max.as_secs_f64()
+        ),
+        String::new(),
+        [y.cpu, m.cpu],
+    );
+    complete &= note_delivery(&mut table, &what, [y, m]);
+
+    println!(
+        "{}; mock-srv logging at its default level.\n",
+        cpus.describe()
+    );
+    table.print();
+    Ok(complete)
+}
+
+/// Adds whether both servers delivered every total; false when one did not converge.
+fn note_delivery(table: &mut Table, what: &str, r: [&Fanout; 2]) -> bool {
+    table.notes.push(format!(
+        "{what}: yardstick {}; mock-srv {}",
+        r[0].verdict(),
+        r[1].verdict()
+    ));
+    r.iter().all(|f| f.converged == f.subscribers)
+}

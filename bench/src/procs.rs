@@ -1,0 +1,186 @@
+//! The servers under test as child processes, and what the kernel says about them and
+//! about the load: CPU time, resident memory, CPU affinity, descriptor limits.
+
+use std::io::{self, BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use rustix::process::{Resource, Rlimit};
+use rustix::thread::CpuSet;
+
+/// The CPUs the server and the load run on, one each when there are two or more.
+#[derive(Clone, Copy)]
+pub struct Cpus {
+    pub server: Option<usize>,
+    pub load: Option<usize>,
+}
+
+impl Cpus {
+    pub fn pick() -> Cpus {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if n >= 2 {
+            Cpus {
+                server: Some(0),
+                load: Some(1),
+            }
+        } else {
+            Cpus {
+                server: None,
+                load: None,
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match (self.server, self.load) {
+            (Some(s), Some(l)) => format!("server pinned to cpu {s}, load to cpu {l}"),
+            _ => "one cpu: server and load share it".into(),
+        }
+    }
+}
+
+fn pin(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        let mut set = CpuSet::new();
+        set.set(cpu);
+        let _ = rustix::thread::sched_setaffinity(None, &set);
+    }
+}
+
+pub fn pin_load(cpus: Cpus) {
+    pin(cpus.load);
+}
+
+/// Raises this process's descriptor limits (and so its children's) towards `want`; returns
+/// the soft limit in force afterwards.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    let now = rustix::process::getrlimit(Resource::Nofile);
+    let hard = now.maximum.unwrap_or(u64::MAX);
+    // Raising the hard limit needs privilege; without it, go as far as the hard limit.
+    let raised = Rlimit {
+        current: Some(want),
+        maximum: Some(want.max(hard)),
+    };
+    if rustix::process::setrlimit(Resource::Nofile, raised).is_err() {
+        let _ = rustix::process::setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(want.min(hard)),
+                maximum: now.maximum,
+            },
+        );
+    }
+    rustix::process::getrlimit(Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
+}
+
+/// A server under test. Killed when dropped.
+pub struct ServerProc {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProc {
+    /// Starts `program args...` on the server's cpu and waits for the `... listening on
+    /// http://ADDR` line on its stdout. Its log (stderr) goes to /dev/null, still written.
+    pub fn start(program: &Path, args: &[&str], cpus: Cpus) -> io::Result<ServerProc> {
+        pin(cpus.server);
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        pin(cpus.load);
+        let mut child =
+            child.map_err(|e| io::Error::other(format!("{}: {e}", program.display())))?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .rsplit_once("http://")
+            .and_then(|(_, addr)| addr.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("{}: said {line:?}", program.display())))?;
+        Ok(ServerProc { child, addr })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> io::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| io::Error::other("no VmRSS"))
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// User plus system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3 (state);
+    // utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
+}
+
+/// CPU use of the server and of this process over an interval.
+pub struct CpuMeter {
+    server_pid: String,
+    started: Instant,
+    server: u64,
+    load: u64,
+}
+
+/// Shares of one CPU, in percent, over an interval.
+#[derive(Clone, Copy, Default)]
+pub struct CpuShare {
+    pub server: f64,
+    pub load: f64,
+}
+
+impl CpuMeter {
+    pub fn start(server: &ServerProc) -> CpuMeter {
+        let server_pid = server.pid().to_string();
+        CpuMeter {
+            server: cpu_ticks(&server_pid),
+            load: cpu_ticks("self"),
+            server_pid,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn stop(&self) -> CpuShare {
+        let ticks = rustix::param::clock_ticks_per_second() as f64;
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
+        let share = |t: u64| 100.0 * t as f64 / ticks / seconds;
+        CpuShare {
+            server: share(cpu_ticks(&self.server_pid).saturating_sub(self.server)),
+            load: share(cpu_ticks("self").saturating_sub(self.load)),
+        }
+    }
+}
