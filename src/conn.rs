@@ -126,7 +126,8 @@ impl Conn {
         }
         self.out.clear();
         self.out_pos = 0;
-        if self.out.capacity() > 64 * 1024 {
+        // A WebSocket only used `out` for its 101; idle thousands should not keep it.
+        if self.out.capacity() > 64 * 1024 || self.is_websocket() {
             self.out = Vec::new();
         }
         match self.ws() {

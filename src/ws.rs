@@ -14,8 +14,10 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
-/// Size of the buffer tungstenite reads client frames into. Clients send tiny commands.
-const READ_BUFFER_BYTES: usize = 1024;
+/// Size of the buffer tungstenite reads client frames into, allocated for every session.
+/// Clients send tiny commands (`update-category` is 72 bytes on the wire), so 128 bytes
+/// hold one in a single read; a larger message costs more reads, not more memory up front.
+const READ_BUFFER_BYTES: usize = 128;
 
 /// What [`WsSession::read`] produced.
 #[derive(Debug)]

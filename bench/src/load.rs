@@ -24,8 +24,10 @@ use slab::Slab;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// WebSocket handshakes in flight at once, well inside the listener's backlog.
 const CONNECTS_IN_FLIGHT: usize = 256;
-/// Subscribers per loopback source address, inside the 28k ephemeral ports of each.
-const SUBSCRIBERS_PER_SOURCE: usize = 10_000;
+/// Subscribers per loopback source address (127.<run>.x.y), on ports from
+/// `FIRST_SOURCE_PORT` up.
+const SUBSCRIBERS_PER_SOURCE: usize = 40_000;
+const FIRST_SOURCE_PORT: u16 = 20_000;
 /// How long a connect or handshake phase may make no progress before it fails.
 const STALL: Duration = Duration::from_secs(20);
 const MAX_ERRORS_KEPT: usize = 8;
@@ -191,11 +193,12 @@ impl Load {
     }
 
     fn connect_subscriber(&mut self, upgrade: Vec<u8>) -> io::Result<()> {
-        let n = self.subscribers_opened / SUBSCRIBERS_PER_SOURCE;
-        let source = SocketAddrV4::new(
-            [127, self.source_net, (n / 250) as u8, 2 + (n % 250) as u8].into(),
-            0,
-        );
+        // An explicit source port: letting bind pick one searches every port bound on the
+        // address, which grows slow with tens of thousands of them.
+        let i = self.subscribers_opened;
+        let n = i / SUBSCRIBERS_PER_SOURCE;
+        let ip = [127, self.source_net, (n / 250) as u8, 2 + (n % 250) as u8];
+        let port = FIRST_SOURCE_PORT + (i % SUBSCRIBERS_PER_SOURCE) as u16;
         let fd = rustix::net::socket_with(
             AddressFamily::INET,
             SocketType::STREAM,
@@ -204,7 +207,9 @@ impl Load {
         )?;
         rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
         rustix::net::sockopt::set_tcp_nodelay(&fd, true)?;
-        rustix::net::bind(&fd, &source)?;
+        if rustix::net::bind(&fd, &SocketAddrV4::new(ip.into(), port)).is_err() {
+            rustix::net::bind(&fd, &SocketAddrV4::new(ip.into(), 0))?;
+        }
         match rustix::net::connect(&fd, &self.server) {
             Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
             Err(e) => return Err(e.into()),

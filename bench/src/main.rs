@@ -19,17 +19,22 @@ use scenarios::{Fanout, Latency};
 const HELP: &str = "\
 mock-srv-bench: mock-srv's speed and memory beside the yardstick, as one table
 
-Usage: mock-srv-bench [--quick] [--seconds S] [--idle N] [--mock-srv PATH] [--yardstick PATH]
+Usage: mock-srv-bench [--quick] [--only PART] [--seconds S] [--idle N]
+                      [--mock-srv PATH] [--yardstick PATH]
 
   --quick            a short run with small counts that proves the bench works
+  --only PART        one part: requests, fanout, paced or idle (default: all)
   --seconds S        how long each request-throughput figure is measured (default 5)
   --idle N           the largest count of idle WebSockets (default 100000)
   --mock-srv PATH    the server to measure (default target/release/mock-srv)
   --yardstick PATH   the yardstick server (default target/release/yardstick)
 ";
 
+const PARTS: [&str; 4] = ["requests", "fanout", "paced", "idle"];
+
 struct Options {
     quick: bool,
+    only: Option<String>,
     seconds: f64,
     idle: usize,
     mock_srv: PathBuf,
@@ -40,6 +45,7 @@ fn options() -> Result<Options, lexopt::Error> {
     use lexopt::prelude::*;
     let mut o = Options {
         quick: false,
+        only: None,
         seconds: 5.0,
         idle: 100_000,
         mock_srv: "target/release/mock-srv".into(),
@@ -49,6 +55,13 @@ fn options() -> Result<Options, lexopt::Error> {
     while let Some(arg) = parser.next()? {
         match arg {
             Long("quick") => o.quick = true,
+            Long("only") => {
+                let part = parser.value()?.string()?;
+                if !PARTS.contains(&part.as_str()) {
+                    return Err(format!("--only takes one of {PARTS:?}").into());
+                }
+                o.only = Some(part);
+            }
             Long("seconds") => o.seconds = parser.value()?.parse()?,
             Long("idle") => o.idle = parser.value()?.parse()?,
             Long("mock-srv") => o.mock_srv = parser.value()?.into(),
@@ -69,6 +82,12 @@ struct Servers {
     cpus: Cpus,
     /// Distinct loopback source addresses per load, so that no run meets another's ports.
     next_net: u8,
+}
+
+impl Options {
+    fn runs(&self, part: &str) -> bool {
+        self.only.as_ref().is_none_or(|p| p == part)
+    }
 }
 
 impl Servers {
@@ -217,8 +236,7 @@ fn main() -> ExitCode {
 fn run(o: &Options) -> Result<bool, String> {
     let cpus = Cpus::pick();
     let biggest = if o.quick { 1_000 } else { o.idle };
-    // Each side holds every idle connection, plus room for the rest.
-    let fds = procs::raise_fd_limit(biggest as u64 * 2 + 1_000);
+    let fds = procs::raise_fd_limit(biggest as u64 + 1_000);
     procs::pin_load(cpus);
     let mut servers = Servers {
         programs: [
@@ -240,115 +258,131 @@ fn run(o: &Options) -> Result<bool, String> {
     };
     let mut complete = true;
 
-    eprintln!("request throughput...");
-    for (method, path, body) in [
-        ("POST", "/orders/A1", Some("{\"amount\":1}")),
-        ("GET", "/electronics", None),
-    ] {
-        let r = servers.each(|s, net| {
-            scenarios::throughput(s, net, (method, path, body), 50, warmup, measure)
-        })?;
-        table.rate(
-            format!("`{method} {path}`, 50 keep-alive connections: requests/s"),
-            [r[0].per_second, r[1].per_second],
-            Some(0.8),
-            [r[0].cpu, r[1].cpu],
-        );
-    }
-
-    let fan = if o.quick {
-        vec![(100, 50)]
-    } else {
-        vec![(1_000, 2_000), (10_000, 200)]
-    };
-    for (subscribers, posts) in fan {
-        for posters in [1, 8] {
-            eprintln!("fan-out to {subscribers} subscribers from {posters} posters...");
-            let r = servers
-                .each(|s, net| scenarios::fanout(s, net, subscribers, posters, posts, None))?;
-            let what = format!(
-                "fan-out, {} subscribers, {posts} POSTs from {posters} connection{}",
-                count(subscribers),
-                if posters == 1 { "" } else { "s" }
-            );
-            let rates = [r[0].deliveries_per_second, r[1].deliveries_per_second];
-            let ratio = rates[1] / rates[0];
-            let mut target = table.verdict("≥ 0.90".into(), ratio >= 0.9);
-            if subscribers == 1_000 && posters == 8 {
-                target = table.verdict(
-                    "≥ 0.90 and ≥ 1,000,000/s".into(),
-                    ratio >= 0.9 && rates[1] >= 1e6,
-                );
-            }
-            table.row(
-                format!("{what}: deliveries/s"),
-                rates.map(thousands),
-                format!("{ratio:.2}"),
-                target,
+    if o.runs("requests") {
+        eprintln!("request throughput...");
+        for (method, path, body) in [
+            ("POST", "/orders/A1", Some("{\"amount\":1}")),
+            ("GET", "/electronics", None),
+        ] {
+            let r = servers.each(|s, net| {
+                scenarios::throughput(s, net, (method, path, body), 50, warmup, measure)
+            })?;
+            table.rate(
+                format!("`{method} {path}`, 50 keep-alive connections: requests/s"),
+                [r[0].per_second, r[1].per_second],
+                Some(0.8),
                 [r[0].cpu, r[1].cpu],
             );
-            table.row(
-                format!("{what}: latency p50 / p99 / max, ms"),
-                [latencies(r[0].latency), latencies(r[1].latency)],
-                String::new(),
-                String::new(),
-                [CpuShare::default(); 2],
-            );
-            complete &= note_delivery(&mut table, &what, [&r[0], &r[1]]);
         }
     }
 
-    let (subscribers, posts, rate) = if o.quick {
-        (100, 200, 1_000)
-    } else {
-        (1_000, 3_000, 1_000)
-    };
-    eprintln!("paced orders to {subscribers} subscribers...");
-    let r = servers.each(|s, net| scenarios::fanout(s, net, subscribers, 1, posts, Some(rate)))?;
-    let what = format!(
-        "{} subscribers, {} POSTs/s for {posts} POSTs",
-        count(subscribers),
-        thousands(rate as f64)
-    );
-    let met = r[1].latency.p99 <= Duration::from_millis(20);
-    let target = table.verdict("p99 ≤ 20 ms".into(), met);
-    table.row(
-        format!("{what}: latency p50 / p99 / max, ms"),
-        [latencies(r[0].latency), latencies(r[1].latency)],
-        String::new(),
-        target,
-        [r[0].cpu, r[1].cpu],
-    );
-    complete &= note_delivery(&mut table, &what, [&r[0], &r[1]]);
-
-    let mut counts = vec![biggest / 10, biggest];
-    counts.retain(|&c| c > 0);
-    let possible = (fds as usize).saturating_sub(1_000) / 2;
-    if biggest > possible {
-        table.notes.push(format!(
-            "the descriptor limit ({fds}) allows only {possible} idle connections"
-        ));
-        counts.retain(|&c| c <= possible);
+    if o.runs("fanout") {
+        let fan = if o.quick {
+            vec![(100, 50)]
+        } else {
+            vec![(1_000, 2_000), (10_000, 200)]
+        };
+        for (subscribers, posts) in fan {
+            for posters in [1, 8] {
+                eprintln!("fan-out to {subscribers} subscribers from {posters} posters...");
+                let r = servers
+                    .each(|s, net| scenarios::fanout(s, net, subscribers, posters, posts, None))?;
+                let what = format!(
+                    "fan-out, {} subscribers, {posts} POSTs from {posters} connection{}",
+                    count(subscribers),
+                    if posters == 1 { "" } else { "s" }
+                );
+                let rates = [r[0].deliveries_per_second, r[1].deliveries_per_second];
+                let ratio = rates[1] / rates[0];
+                let mut target = table.verdict("≥ 0.90".into(), ratio >= 0.9);
+                if subscribers == 1_000 && posters == 8 {
+                    target = table.verdict(
+                        "≥ 0.90 and ≥ 1,000,000/s".into(),
+                        ratio >= 0.9 && rates[1] >= 1e6,
+                    );
+                }
+                table.row(
+                    format!("{what}: deliveries/s"),
+                    rates.map(thousands),
+                    format!("{ratio:.2}"),
+                    target,
+                    [r[0].cpu, r[1].cpu],
+                );
+                table.row(
+                    format!("{what}: latency p50 / p99 / max, ms"),
+                    [latencies(r[0].latency), latencies(r[1].latency)],
+                    String::new(),
+                    String::new(),
+                    [CpuShare::default(); 2],
+                );
+                complete &= note_delivery(&mut table, &what, [&r[0], &r[1]]);
+            }
+        }
     }
-    eprintln!("idle WebSockets: {counts:?}...");
-    let r = servers.each(|s, net| scenarios::idle_then_broadcast(s, net, &counts))?;
-    for (i, &conns) in counts.iter().enumerate() {
-        let (y, m) = (&r[0].0[i], &r[1].0[i]);
-        let target = table.verdict("≤ 2,048".into(), m.bytes_per_conn <= 2048.0);
+
+    if o.runs("paced") {
+        let (subscribers, posts, rate) = if o.quick {
+            (100, 200, 1_000)
+        } else {
+            (1_000, 3_000, 1_000)
+        };
+        eprintln!("paced orders to {subscribers} subscribers...");
+        let r =
+            servers.each(|s, net| scenarios::fanout(s, net, subscribers, 1, posts, Some(rate)))?;
+        let what = format!(
+            "{} subscribers, {} POSTs/s for {posts} POSTs",
+            count(subscribers),
+            thousands(rate as f64)
+        );
+        let met = r[1].latency.p99 <= Duration::from_millis(20);
+        let target = table.verdict("p99 ≤ 20 ms".into(), met);
         table.row(
-            format!(
-                "{} idle WebSockets: server memory (RSS growth) per connection, bytes",
-                count(conns)
-            ),
-            [
-                format!("{:.0}", y.bytes_per_conn),
-                format!("{:.0}", m.bytes_per_conn),
-            ],
+            format!("{what}: latency p50 / p99 / max, ms"),
+            [latencies(r[0].latency), latencies(r[1].latency)],
             String::new(),
             target,
-            [CpuShare::default(); 2],
+            [r[0].cpu, r[1].cpu],
         );
-        table.notes.push(format!(
+        complete &= note_delivery(&mut table, &what, [&r[0], &r[1]]);
+    }
+
+    if o.runs("idle") {
+        // The server and the load are separate processes, each needing a descriptor per
+        // connection and a few more.
+        let possible = (fds as usize).saturating_sub(200) / 1000 * 1000;
+        let largest = if biggest > possible {
+            table.notes.push(format!(
+                "{} idle WebSockets asked for, but the descriptor limit is {fds} per process \
+                 (raising it needs CAP_SYS_RESOURCE): measured at {} instead",
+                count(biggest),
+                count(possible)
+            ));
+            possible
+        } else {
+            biggest
+        };
+        let mut counts = vec![biggest / 10, largest];
+        counts.retain(|&c| c > 0);
+        counts.dedup();
+        eprintln!("idle WebSockets: {counts:?}...");
+        let r = servers.each(|s, net| scenarios::idle_then_broadcast(s, net, &counts))?;
+        for (i, &conns) in counts.iter().enumerate() {
+            let (y, m) = (&r[0].0[i], &r[1].0[i]);
+            let target = table.verdict("≤ 2,048".into(), m.bytes_per_conn <= 2048.0);
+            table.row(
+                format!(
+                    "{} idle WebSockets: server memory (RSS growth) per connection, bytes",
+                    count(conns)
+                ),
+                [
+                    format!("{:.0}", y.bytes_per_conn),
+                    format!("{:.0}", m.bytes_per_conn),
+                ],
+                String::new(),
+                target,
+                [CpuShare::default(); 2],
+            );
+            table.notes.push(format!(
             "{} idle WebSockets: server RSS {} KiB (yardstick {} KiB); opened in {:.1} s ({:.1} s for the yardstick)",
             count(conns),
             thousands(m.rss_kib as f64),
@@ -356,26 +390,27 @@ fn run(o: &Options) -> Result<bool, String> {
             m.open_seconds,
             y.open_seconds
         ));
+        }
+        let (y, m) = (&r[0].1, &r[1].1);
+        let what = format!(
+            "broadcast of one POST to {} subscribers",
+            count(m.subscribers)
+        );
+        table.row(
+            format!("{what}: ms until the last has it (median)"),
+            [
+                format!("{} ({})", ms(y.latency.max), ms(y.latency.p50)),
+                format!("{} ({})", ms(m.latency.max), ms(m.latency.p50)),
+            ],
+            format!(
+                "{:.2}",
+                m.latency.max.as_secs_f64() / y.latency.max.as_secs_f64()
+            ),
+            String::new(),
+            [y.cpu, m.cpu],
+        );
+        complete &= note_delivery(&mut table, &what, [y, m]);
     }
-    let (y, m) = (&r[0].1, &r[1].1);
-    let what = format!(
-        "broadcast of one POST to {} subscribers",
-        count(m.subscribers)
-    );
-    table.row(
-        format!("{what}: ms until the last has it (median)"),
-        [
-            format!("{} ({})", ms(y.latency.max), ms(y.latency.p50)),
-            format!("{} ({})", ms(m.latency.max), ms(m.latency.p50)),
-        ],
-        format!(
-            "{:.2}",
-            m.latency.max.as_secs_f64() / y.latency.max.as_secs_f64()
-        ),
-        String::new(),
-        [y.cpu, m.cpu],
-    );
-    complete &= note_delivery(&mut table, &what, [y, m]);
 
     println!(
         "{}; mock-srv logging at its default level.\n",
