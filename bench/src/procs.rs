@@ -93,6 +93,8 @@ impl ServerProc {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            // Logging at its default level: one line per request, written once per turn.
+            .env_remove("RUST_LOG")
             .spawn();
         pin(cpus.load);
         let mut child =
