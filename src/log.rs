@@ -40,12 +40,13 @@ impl Level {
         }
     }
 
+    /// The level's name, padded to five characters so messages line up.
     fn label(self) -> &'static str {
         match self {
-            Level::Off => "OFF",
+            Level::Off => "OFF  ",
             Level::Error => "ERROR",
-            Level::Warn => "WARN",
-            Level::Info => "INFO",
+            Level::Warn => "WARN ",
+            Level::Info => "INFO ",
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         }
@@ -57,6 +58,10 @@ impl Level {
 pub struct Log {
     level: Level,
     buf: Vec<u8>,
+    /// The timestamp of the last line, and the millisecond it stands for: lines logged
+    /// within the same millisecond reuse it instead of formatting the date again.
+    stamp: Vec<u8>,
+    stamp_ms: u128,
 }
 
 impl Log {
@@ -65,6 +70,8 @@ impl Log {
         Log {
             level,
             buf: Vec::with_capacity(16 * 1024),
+            stamp: Vec::with_capacity(32),
+            stamp_ms: u128::MAX,
         }
     }
 
@@ -83,8 +90,22 @@ impl Log {
         if !self.enabled(level) {
             return;
         }
-        write_timestamp(&mut self.buf, SystemTime::now());
-        let _ = writeln!(self.buf, " {:<5} {args}", level.label());
+        let now = SystemTime::now();
+        let ms = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        if ms != self.stamp_ms {
+            self.stamp.clear();
+            write_timestamp(&mut self.stamp, now);
+            self.stamp_ms = ms;
+        }
+        self.buf.extend_from_slice(&self.stamp);
+        self.buf.push(b' ');
+        self.buf.extend_from_slice(level.label().as_bytes());
+        self.buf.push(b' ');
+        let _ = self.buf.write_fmt(args);
+        self.buf.push(b'\n');
     }
 
     pub fn error(&mut self, args: fmt::Arguments) {

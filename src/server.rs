@@ -502,7 +502,6 @@ impl Server {
     fn dispatch(&mut self, key: usize, req: &Request) -> Option<(Channel, String)> {
         let outcome = routes::handle(req, &mut self.app);
         let conn = &mut self.conns[key];
-        let peer = conn.peer;
         let head_only = req.method() == Method::Head;
         let keep_alive = req.keep_alive && self.shutdown_at.is_none();
         let (status, bytes) = match &outcome {
@@ -510,7 +509,8 @@ impl Server {
             Outcome::Upgrade { .. } => (101, 0),
         };
         self.log.info(format_args!(
-            "{peer} \"{} {}\" {status} {bytes}B",
+            "{} \"{} {}\" {status} {bytes}B",
+            conn.peer,
             req.method().as_str(),
             req.target
         ));
@@ -609,7 +609,6 @@ impl Server {
             if conn.closing || conn.lingering {
                 return;
             }
-            let peer = conn.peer;
             let Some((ws, mut wire)) = conn.ws() else {
                 return;
             };
@@ -650,15 +649,15 @@ impl Server {
                             // then linger so unread input does not turn the close into a reset.
                             let _ = wire.write(&ws::close_frame(code, &closed.reason));
                             self.log.info(format_args!(
-                                "{peer} websocket #{key} close {code}: {}",
-                                closed.reason
+                                "{} websocket #{key} close {code}: {}",
+                                self.conns[key].peer, closed.reason
                             ));
                             self.linger(key);
                         }
                         None => {
                             self.log.debug(format_args!(
-                                "{peer} websocket #{key} ended: {}",
-                                closed.reason
+                                "{} websocket #{key} ended: {}",
+                                self.conns[key].peer, closed.reason
                             ));
                             self.queue_close(key);
                         }
@@ -681,10 +680,10 @@ impl Server {
                 self.subscribe(key, category);
             }
             Err(msg) => {
-                let peer = self.conns[key].peer;
                 let shown: String = text.chars().take(200).collect();
                 self.log.warn(format_args!(
-                    "{peer} websocket #{key} message {shown:?}: {msg}"
+                    "{} websocket #{key} message {shown:?}: {msg}",
+                    self.conns[key].peer
                 ));
                 self.reply_error(key, msg);
             }
