@@ -3,7 +3,7 @@
 //! no clocks. The connection feeds it whatever bytes have arrived and it says whether a
 //! whole request is there yet.
 
-use std::borrow::Cow;
+use tungstenite::Bytes;
 
 use crate::error::{HttpError, reason};
 
@@ -536,18 +536,19 @@ fn parse_chunk_size(line: &[u8]) -> Result<usize, HttpError> {
     })
 }
 
-/// A response the routes build and the connection serialises.
+/// A response the routes build and the connection serialises. The body is shared, not
+/// copied: a cached body (a category listing, a built-in file) costs a reference count.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub content_type: Option<&'static str>,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Cow<'static, [u8]>,
+    pub body: Bytes,
 }
 
 impl Response {
     /// A response with a JSON body.
-    pub fn json(status: u16, body: Vec<u8>) -> Response {
+    pub fn json(status: u16, body: impl Into<Bytes>) -> Response {
         Response {
             status,
             content_type: Some("application/json; charset=utf-8"),
@@ -562,7 +563,7 @@ impl Response {
             status,
             content_type: None,
             headers: Vec::new(),
-            body: Cow::Borrowed(b""),
+            body: Bytes::new(),
         }
     }
 

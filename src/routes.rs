@@ -2,13 +2,13 @@
 //! (a response, a WebSocket upgrade, or a response plus an update to publish). No sockets
 //! here; the server carries the outcome out.
 
-use serde::Serialize;
 use serde_json::Value;
+use tungstenite::Bytes;
 
 use crate::error::HttpError;
 use crate::http::{Method, Request, Response};
 use crate::static_files::StaticFiles;
-use crate::store::{CategoryId, Product, Store};
+use crate::store::{CategoryId, Store};
 
 /// Everything a route may read or change.
 #[derive(Debug)]
@@ -119,15 +119,6 @@ pub fn total_message(id: &str, total: u64) -> String {
     serde_json::json!({ "id": id, "total": total }).to_string()
 }
 
-/// The public fields of a product, as `GET /<category>` lists them.
-#[derive(Serialize)]
-struct ProductView<'a> {
-    id: &'a str,
-    name: &'a str,
-    rrp: &'a str,
-    info: &'a str,
-}
-
 const ALLOW_ORDERS: &str = "GET, POST, OPTIONS";
 const ALLOW_CATEGORY: &str = "GET, HEAD, POST, OPTIONS";
 const ALLOW_FILE: &str = "GET, HEAD, OPTIONS";
@@ -212,7 +203,7 @@ fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
                     total,
                 };
                 Ok(Outcome::Publish(
-                    Response::json(200, br#"{"ok":true}"#.to_vec()),
+                    Response::json(200, Bytes::from_static(br#"{"ok":true}"#)),
                     update,
                 ))
             }
@@ -283,25 +274,7 @@ fn not_allowed(method: Method, allow: &'static str) -> HttpError {
 
 /// The category's products as `[{id,name,rrp,info}]`.
 fn products(store: &Store, cat: CategoryId, status: u16) -> Response {
-    let view: Vec<ProductView> = store
-        .products(cat)
-        .iter()
-        .map(
-            |Product {
-                 id,
-                 name,
-                 rrp,
-                 info,
-                 ..
-             }| ProductView {
-                id,
-                name,
-                rrp,
-                info,
-            },
-        )
-        .collect();
-    Response::json(status, serde_json::to_vec(&view).unwrap_or_default())
+    Response::json(status, store.listing(cat).clone())
 }
 
 /// The 204 answer to `OPTIONS`, with what a CORS preflight needs (the Origin grant itself
