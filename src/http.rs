@@ -201,9 +201,9 @@ impl Parser {
             .take_while(|&&b| b == b'\r' || b == b'\n')
             .count();
         let start = self.scanned.saturating_sub(2).max(lead);
-        let found = buf[start..].iter().enumerate().find_map(|(i, &b)| {
+        let found = memchr::memchr_iter(b'\n', &buf[start..]).find_map(|i| {
             let at = start + i;
-            if b != b'\n' || at == lead {
+            if at == lead {
                 return None;
             }
             match &buf[at + 1..] {
@@ -283,14 +283,14 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
     let (mut conn_close, mut conn_keep_alive, mut conn_upgrade, mut upgrade_ws) =
         (false, false, false, false);
     let mut expects_continue = false;
+    let mut name_buf = [0; 32];
     for h in parsed.headers.iter() {
         let text = || {
             std::str::from_utf8(h.value)
                 .map(|s| s.trim().to_string())
                 .map_err(|_| HttpError::new(400, format!("header {} is not valid UTF-8", h.name)))
         };
-        let name = h.name.to_ascii_lowercase();
-        match name.as_str() {
+        match lowercase(h.name, &mut name_buf) {
             "host" => {
                 hosts += 1;
                 req.host = Some(text()?);
@@ -399,6 +399,17 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
         body,
         expects_continue,
     })
+}
+
+/// `name` in ASCII lowercase, written into `buf`. A name longer than `buf` comes back
+/// empty: no header the server reads is that long.
+fn lowercase<'a>(name: &str, buf: &'a mut [u8; 32]) -> &'a str {
+    let Some(lower) = buf.get_mut(..name.len()) else {
+        return "";
+    };
+    lower.copy_from_slice(name.as_bytes());
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower).unwrap_or("")
 }
 
 /// Decodes a chunked body as it arrives, keeping its place so no byte is looked at twice.
@@ -583,16 +594,21 @@ impl Response {
     /// Appends the serialised response to `out`. `head_only` leaves the body out (HEAD)
     /// but keeps its Content-Length; `keep_alive` false adds `Connection: close`.
     pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
-        use std::io::Write;
-        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        // Plain appends rather than `write!`: this runs for every response.
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(digits.format(self.status).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
         if let Some(ct) = self.content_type {
-            let _ = write!(out, "Content-Type: {ct}\r\n");
+            put_header(out, "Content-Type", ct);
         }
         if self.status >= 200 && self.status != 204 {
-            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+            put_header(out, "Content-Length", digits.format(self.body.len()));
         }
         for (name, value) in &self.headers {
-            let _ = write!(out, "{name}: {value}\r\n");
+            put_header(out, name, value);
         }
         if !keep_alive {
             out.extend_from_slice(b"Connection: close\r\n");
@@ -602,6 +618,14 @@ impl Response {
             out.extend_from_slice(&self.body);
         }
     }
+}
+
+/// Appends `name: value\r\n`.
+fn put_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -774,6 +798,16 @@ mod tests {
         let mut full = head.to_vec();
         full.extend_from_slice(b"ok");
         assert!(matches!(p.parse(&full, LIMITS), Ok(Parsed::Request(..))));
+    }
+
+    #[test]
+    fn header_names_match_in_any_case() {
+        let long_name = "X-".repeat(40);
+        let input =
+            format!("POST / HTTP/1.1\r\nhOST: x\r\n{long_name}: 1\r\nCONTENT-length: 2\r\n\r\nok");
+        let req = &feed(input.as_bytes(), input.len()).unwrap()[0];
+        assert_eq!(req.host.as_deref(), Some("x"));
+        assert_eq!(req.body, b"ok");
     }
 
     #[test]

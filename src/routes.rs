@@ -64,11 +64,16 @@ pub fn is_loopback_host(host: &str) -> bool {
         }
     };
     // A fully qualified name may end in a dot ("localhost.").
-    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    let ipv4_loopback = name
-        .parse::<std::net::Ipv4Addr>()
-        .is_ok_and(|ip| ip.is_loopback());
-    name == "localhost" || name.ends_with(".localhost") || ipv4_loopback
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let bytes = name.as_bytes();
+    let suffix = b".localhost";
+    let localhost = bytes.eq_ignore_ascii_case(b"localhost")
+        || bytes.len() >= suffix.len()
+            && bytes[bytes.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+    localhost
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn valid_port(digits: &str) -> bool {
@@ -175,8 +180,16 @@ fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
     if method == Method::Options {
         return Ok(Outcome::Respond(preflight(req)));
     }
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    match segments.as_slice() {
+    // Routes have one or two segments: split off two, and keep any rest as a third so that
+    // longer paths match no route pattern.
+    let mut parts = [""; 3];
+    let mut count = 0;
+    for (slot, part) in parts.iter_mut().zip(path[1..].splitn(3, '/')) {
+        *slot = part;
+        count += 1;
+    }
+    let segments = &parts[..count];
+    match segments {
         ["echo"] if app.echo && method == Method::Get && req.wants_websocket => {
             upgrade(req, Channel::Echo)
         }
@@ -227,7 +240,7 @@ fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
                 _ => Err(not_allowed(method, ALLOW_CATEGORY)),
             }
         }
-        _ => static_file(req, app, &segments),
+        _ => static_file(req, app, segments),
     }
 }
 
@@ -352,6 +365,8 @@ mod tests {
             "[::1]",
             "app.localhost:5173",
             "localhost.:3000",
+            "LocalHost:3000",
+            "App.LOCALHOST",
         ] {
             assert!(is_loopback_host(h), "{h}");
         }
