@@ -586,10 +586,15 @@ impl Server {
         self.mark_pending(key);
     }
 
-    /// Queues the update to every subscriber of its category: serialised once, shared by all.
+    /// Queues the update to every subscriber of its category: serialised once (and only
+    /// when someone listens), shared by all.
     fn publish(&mut self, update: &Update) {
+        let subscribers = self.subs.of(update.category);
+        if subscribers.is_empty() {
+            return;
+        }
         let payload = Utf8Bytes::from(update.to_json());
-        for &key in self.subs.of(update.category) {
+        for &key in subscribers {
             let conn = &mut self.conns[key];
             if let Some((ws, mut wire)) = conn.ws() {
                 ws.push_total(&mut wire, &payload, &update.id, update.total);
