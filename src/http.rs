@@ -285,17 +285,18 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
     let mut expects_continue = false;
     let mut name_buf = [0; 32];
     for h in parsed.headers.iter() {
+        // The value, trimmed; borrowed from the buffer, copied only by the fields kept.
         let text = || {
             std::str::from_utf8(h.value)
-                .map(|s| s.trim().to_string())
+                .map(str::trim)
                 .map_err(|_| HttpError::new(400, format!("header {} is not valid UTF-8", h.name)))
         };
         match lowercase(h.name, &mut name_buf) {
-            "host" => {
+            b"host" => {
                 hosts += 1;
-                req.host = Some(text()?);
+                req.host = Some(text()?.to_string());
             }
-            "content-length" => {
+            b"content-length" => {
                 let value = text()?;
                 if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(HttpError::new(
@@ -310,14 +311,14 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
                 }
                 content_length = Some(n);
             }
-            "transfer-encoding" => {
+            b"transfer-encoding" => {
                 let value = text()?.to_ascii_lowercase();
                 transfer_encoding = Some(match transfer_encoding {
                     Some(prev) => format!("{prev}, {value}"),
                     None => value,
                 });
             }
-            "connection" => {
+            b"connection" => {
                 for token in text()?.split(',') {
                     let token = token.trim();
                     conn_close |= token.eq_ignore_ascii_case("close");
@@ -325,17 +326,19 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
                     conn_upgrade |= token.eq_ignore_ascii_case("upgrade");
                 }
             }
-            "upgrade" => {
+            b"upgrade" => {
                 upgrade_ws |= text()?
                     .split(',')
                     .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
             }
-            "origin" => req.origin = Some(text()?),
-            "content-type" => req.content_type = Some(text()?),
-            "sec-websocket-key" => req.ws_key = Some(text()?),
-            "sec-websocket-version" => req.ws_version = Some(text()?),
-            "access-control-request-headers" => req.cors_request_headers = Some(text()?),
-            "expect" => {
+            b"origin" => req.origin = Some(text()?.to_string()),
+            b"content-type" => req.content_type = Some(text()?.to_string()),
+            b"sec-websocket-key" => req.ws_key = Some(text()?.to_string()),
+            b"sec-websocket-version" => req.ws_version = Some(text()?.to_string()),
+            b"access-control-request-headers" => {
+                req.cors_request_headers = Some(text()?.to_string())
+            }
+            b"expect" => {
                 let value = text()?;
                 if !value.eq_ignore_ascii_case("100-continue") {
                     return Err(HttpError::new(
@@ -403,13 +406,13 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
 
 /// `name` in ASCII lowercase, written into `buf`. A name longer than `buf` comes back
 /// empty: no header the server reads is that long.
-fn lowercase<'a>(name: &str, buf: &'a mut [u8; 32]) -> &'a str {
+fn lowercase<'a>(name: &str, buf: &'a mut [u8; 32]) -> &'a [u8] {
     let Some(lower) = buf.get_mut(..name.len()) else {
-        return "";
+        return b"";
     };
     lower.copy_from_slice(name.as_bytes());
     lower.make_ascii_lowercase();
-    std::str::from_utf8(lower).unwrap_or("")
+    lower
 }
 
 /// Decodes a chunked body as it arrives, keeping its place so no byte is looked at twice.
