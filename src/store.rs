@@ -85,7 +85,8 @@ impl Category {
     }
 }
 
-/// All categories and products. Totals only change through [`Store::add_order`].
+/// All categories and products. Totals only change through [`Store::add_order`] and
+/// [`Store::add_amount`] (and the simulator).
 #[derive(Debug)]
 pub struct Store {
     categories: Vec<Category>,
@@ -250,10 +251,19 @@ impl Store {
     /// and new total. 404 for an unknown id; 400 when the amount is missing, not an integer
     /// or would take the total outside `0..=MAX_TOTAL`. The total is unchanged on any error.
     pub fn add_order(&mut self, id: &str, body: &Value) -> Result<(CategoryId, u64), HttpError> {
+        if !self.contains(id) {
+            return Err(HttpError::new(404, format!("Order {id} not found")));
+        }
+        self.add_amount(id, parse_amount(body)?)
+    }
+
+    /// Adds an amount already read from an order body to product `id`, with the rules of
+    /// [`Store::add_order`]: 404 for an unknown id, 400 when the total would leave
+    /// `0..=MAX_TOTAL` (and then it is unchanged).
+    pub fn add_amount(&mut self, id: &str, amount: i128) -> Result<(CategoryId, u64), HttpError> {
         let Some((cat, i)) = self.find(id) else {
             return Err(HttpError::new(404, format!("Order {id} not found")));
         };
-        let amount = parse_amount(body)?;
         let product = &mut self.categories[cat].products[i];
         let total = i128::from(product.total) + amount;
         if !(0..=i128::from(MAX_TOTAL)).contains(&total) {
