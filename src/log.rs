@@ -90,6 +90,38 @@ impl Log {
         if !self.enabled(level) {
             return;
         }
+        self.start_line(level);
+        let _ = self.buf.write_fmt(args);
+        self.buf.push(b'\n');
+    }
+
+    /// Appends the `info` line for one answered request:
+    /// `<peer> "<METHOD> <target>" <status> <bytes>B`. Plain appends rather than
+    /// `format_args!`, because it runs for every request.
+    pub fn request(&mut self, peer: &str, method: &str, target: &str, status: u16, bytes: usize) {
+        if !self.enabled(Level::Info) {
+            return;
+        }
+        self.start_line(Level::Info);
+        let mut digits = itoa::Buffer::new();
+        for part in [
+            peer,
+            " \"",
+            method,
+            " ",
+            target,
+            "\" ",
+            digits.format(status),
+            " ",
+        ] {
+            self.buf.extend_from_slice(part.as_bytes());
+        }
+        self.buf.extend_from_slice(digits.format(bytes).as_bytes());
+        self.buf.extend_from_slice(b"B\n");
+    }
+
+    /// Appends the timestamp and the level label that start every line.
+    fn start_line(&mut self, level: Level) {
         let now = SystemTime::now();
         let ms = now
             .duration_since(UNIX_EPOCH)
@@ -104,8 +136,6 @@ impl Log {
         self.buf.push(b' ');
         self.buf.extend_from_slice(level.label().as_bytes());
         self.buf.push(b' ');
-        let _ = self.buf.write_fmt(args);
-        self.buf.push(b'\n');
     }
 
     pub fn error(&mut self, args: fmt::Arguments) {
@@ -183,6 +213,25 @@ mod tests {
             UNIX_EPOCH + Duration::from_millis(1_795_276_800_123),
         );
         assert_eq!(String::from_utf8(out).unwrap(), "2026-11-21T16:00:00.123Z");
+    }
+
+    #[test]
+    fn request_lines_read_like_formatted_ones() {
+        let mut log = Log::new(Level::Info);
+        log.request("127.0.0.1:5000", "GET", "/electronics?x=1", 200, 187);
+        log.info(format_args!(
+            "{} \"{} {}\" {} {}B",
+            "127.0.0.1:5000", "GET", "/electronics?x=1", 200, 187
+        ));
+        let text = String::from_utf8(log.buf.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+        assert_eq!(
+            lines,
+            ["INFO  127.0.0.1:5000 \"GET /electronics?x=1\" 200 187B"; 2]
+        );
+        let mut quiet = Log::new(Level::Warn);
+        quiet.request("127.0.0.1:5000", "GET", "/", 200, 0);
+        assert!(quiet.buf.is_empty());
     }
 
     #[test]

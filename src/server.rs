@@ -508,12 +508,13 @@ impl Server {
             Outcome::Respond(r) | Outcome::Publish(r, _) => (r.status, r.body.len()),
             Outcome::Upgrade { .. } => (101, 0),
         };
-        self.log.info(format_args!(
-            "{} \"{} {}\" {status} {bytes}B",
-            conn.peer,
+        self.log.request(
+            &conn.peer,
             req.method().as_str(),
-            req.target
-        ));
+            &req.target,
+            status,
+            bytes,
+        );
         match outcome {
             Outcome::Respond(r) => respond(conn, &r, head_only, keep_alive),
             Outcome::Publish(r, update) => {
