@@ -37,7 +37,8 @@ pub enum Deadline {
 #[derive(Debug)]
 pub struct Conn {
     pub stream: TcpStream,
-    pub peer: SocketAddr,
+    /// The client's address, formatted once for the log lines that name it.
+    pub peer: String,
     /// Bytes received and not yet parsed (HTTP only; tungstenite buffers its own).
     pub inbuf: Vec<u8>,
     /// Raw bytes to send before anything tungstenite queues: HTTP responses, the `101`.
@@ -69,7 +70,7 @@ impl Conn {
     pub fn new(stream: TcpStream, peer: SocketAddr, idle_until: Instant) -> Conn {
         Conn {
             stream,
-            peer,
+            peer: peer.to_string(),
             inbuf: Vec::new(),
             out: Vec::new(),
             out_pos: 0,

@@ -3,7 +3,7 @@
 //! no clocks. The connection feeds it whatever bytes have arrived and it says whether a
 //! whole request is there yet.
 
-use std::borrow::Cow;
+use tungstenite::Bytes;
 
 use crate::error::{HttpError, reason};
 
@@ -201,9 +201,9 @@ impl Parser {
             .take_while(|&&b| b == b'\r' || b == b'\n')
             .count();
         let start = self.scanned.saturating_sub(2).max(lead);
-        let found = buf[start..].iter().enumerate().find_map(|(i, &b)| {
+        let found = memchr::memchr_iter(b'\n', &buf[start..]).find_map(|i| {
             let at = start + i;
-            if b != b'\n' || at == lead {
+            if at == lead {
                 return None;
             }
             match &buf[at + 1..] {
@@ -283,19 +283,20 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
     let (mut conn_close, mut conn_keep_alive, mut conn_upgrade, mut upgrade_ws) =
         (false, false, false, false);
     let mut expects_continue = false;
+    let mut name_buf = [0; 32];
     for h in parsed.headers.iter() {
+        // The value, trimmed; borrowed from the buffer, copied only by the fields kept.
         let text = || {
             std::str::from_utf8(h.value)
-                .map(|s| s.trim().to_string())
+                .map(str::trim)
                 .map_err(|_| HttpError::new(400, format!("header {} is not valid UTF-8", h.name)))
         };
-        let name = h.name.to_ascii_lowercase();
-        match name.as_str() {
-            "host" => {
+        match lowercase(h.name, &mut name_buf) {
+            b"host" => {
                 hosts += 1;
-                req.host = Some(text()?);
+                req.host = Some(text()?.to_string());
             }
-            "content-length" => {
+            b"content-length" => {
                 let value = text()?;
                 if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(HttpError::new(
@@ -310,14 +311,14 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
                 }
                 content_length = Some(n);
             }
-            "transfer-encoding" => {
+            b"transfer-encoding" => {
                 let value = text()?.to_ascii_lowercase();
                 transfer_encoding = Some(match transfer_encoding {
                     Some(prev) => format!("{prev}, {value}"),
                     None => value,
                 });
             }
-            "connection" => {
+            b"connection" => {
                 for token in text()?.split(',') {
                     let token = token.trim();
                     conn_close |= token.eq_ignore_ascii_case("close");
@@ -325,17 +326,19 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
                     conn_upgrade |= token.eq_ignore_ascii_case("upgrade");
                 }
             }
-            "upgrade" => {
+            b"upgrade" => {
                 upgrade_ws |= text()?
                     .split(',')
                     .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
             }
-            "origin" => req.origin = Some(text()?),
-            "content-type" => req.content_type = Some(text()?),
-            "sec-websocket-key" => req.ws_key = Some(text()?),
-            "sec-websocket-version" => req.ws_version = Some(text()?),
-            "access-control-request-headers" => req.cors_request_headers = Some(text()?),
-            "expect" => {
+            b"origin" => req.origin = Some(text()?.to_string()),
+            b"content-type" => req.content_type = Some(text()?.to_string()),
+            b"sec-websocket-key" => req.ws_key = Some(text()?.to_string()),
+            b"sec-websocket-version" => req.ws_version = Some(text()?.to_string()),
+            b"access-control-request-headers" => {
+                req.cors_request_headers = Some(text()?.to_string())
+            }
+            b"expect" => {
                 let value = text()?;
                 if !value.eq_ignore_ascii_case("100-continue") {
                     return Err(HttpError::new(
@@ -399,6 +402,17 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
         body,
         expects_continue,
     })
+}
+
+/// `name` in ASCII lowercase, written into `buf`. A name longer than `buf` comes back
+/// empty: no header the server reads is that long.
+fn lowercase<'a>(name: &str, buf: &'a mut [u8; 32]) -> &'a [u8] {
+    let Some(lower) = buf.get_mut(..name.len()) else {
+        return b"";
+    };
+    lower.copy_from_slice(name.as_bytes());
+    lower.make_ascii_lowercase();
+    lower
 }
 
 /// Decodes a chunked body as it arrives, keeping its place so no byte is looked at twice.
@@ -536,18 +550,19 @@ fn parse_chunk_size(line: &[u8]) -> Result<usize, HttpError> {
     })
 }
 
-/// A response the routes build and the connection serialises.
+/// A response the routes build and the connection serialises. The body is shared, not
+/// copied: a cached body (a category listing, a built-in file) costs a reference count.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub content_type: Option<&'static str>,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Cow<'static, [u8]>,
+    pub body: Bytes,
 }
 
 impl Response {
     /// A response with a JSON body.
-    pub fn json(status: u16, body: Vec<u8>) -> Response {
+    pub fn json(status: u16, body: impl Into<Bytes>) -> Response {
         Response {
             status,
             content_type: Some("application/json; charset=utf-8"),
@@ -562,7 +577,7 @@ impl Response {
             status,
             content_type: None,
             headers: Vec::new(),
-            body: Cow::Borrowed(b""),
+            body: Bytes::new(),
         }
     }
 
@@ -582,16 +597,21 @@ impl Response {
     /// Appends the serialised response to `out`. `head_only` leaves the body out (HEAD)
     /// but keeps its Content-Length; `keep_alive` false adds `Connection: close`.
     pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
-        use std::io::Write;
-        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        // Plain appends rather than `write!`: this runs for every response.
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(digits.format(self.status).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
         if let Some(ct) = self.content_type {
-            let _ = write!(out, "Content-Type: {ct}\r\n");
+            put_header(out, "Content-Type", ct);
         }
         if self.status >= 200 && self.status != 204 {
-            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+            put_header(out, "Content-Length", digits.format(self.body.len()));
         }
         for (name, value) in &self.headers {
-            let _ = write!(out, "{name}: {value}\r\n");
+            put_header(out, name, value);
         }
         if !keep_alive {
             out.extend_from_slice(b"Connection: close\r\n");
@@ -601,6 +621,14 @@ impl Response {
             out.extend_from_slice(&self.body);
         }
     }
+}
+
+/// Appends `name: value\r\n`.
+fn put_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -773,6 +801,16 @@ mod tests {
         let mut full = head.to_vec();
         full.extend_from_slice(b"ok");
         assert!(matches!(p.parse(&full, LIMITS), Ok(Parsed::Request(..))));
+    }
+
+    #[test]
+    fn header_names_match_in_any_case() {
+        let long_name = "X-".repeat(40);
+        let input =
+            format!("POST / HTTP/1.1\r\nhOST: x\r\n{long_name}: 1\r\nCONTENT-length: 2\r\n\r\nok");
+        let req = &feed(input.as_bytes(), input.len()).unwrap()[0];
+        assert_eq!(req.host.as_deref(), Some("x"));
+        assert_eq!(req.body, b"ok");
     }
 
     #[test]

@@ -40,12 +40,13 @@ impl Level {
         }
     }
 
+    /// The level's name, padded to five characters so messages line up.
     fn label(self) -> &'static str {
         match self {
-            Level::Off => "OFF",
+            Level::Off => "OFF  ",
             Level::Error => "ERROR",
-            Level::Warn => "WARN",
-            Level::Info => "INFO",
+            Level::Warn => "WARN ",
+            Level::Info => "INFO ",
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         }
@@ -57,6 +58,10 @@ impl Level {
 pub struct Log {
     level: Level,
     buf: Vec<u8>,
+    /// The timestamp of the last line, and the millisecond it stands for: lines logged
+    /// within the same millisecond reuse it instead of formatting the date again.
+    stamp: Vec<u8>,
+    stamp_ms: u128,
 }
 
 impl Log {
@@ -65,6 +70,8 @@ impl Log {
         Log {
             level,
             buf: Vec::with_capacity(16 * 1024),
+            stamp: Vec::with_capacity(32),
+            stamp_ms: u128::MAX,
         }
     }
 
@@ -83,8 +90,52 @@ impl Log {
         if !self.enabled(level) {
             return;
         }
-        write_timestamp(&mut self.buf, SystemTime::now());
-        let _ = writeln!(self.buf, " {:<5} {args}", level.label());
+        self.start_line(level);
+        let _ = self.buf.write_fmt(args);
+        self.buf.push(b'\n');
+    }
+
+    /// Appends the `info` line for one answered request:
+    /// `<peer> "<METHOD> <target>" <status> <bytes>B`. Plain appends rather than
+    /// `format_args!`, because it runs for every request.
+    pub fn request(&mut self, peer: &str, method: &str, target: &str, status: u16, bytes: usize) {
+        if !self.enabled(Level::Info) {
+            return;
+        }
+        self.start_line(Level::Info);
+        let mut digits = itoa::Buffer::new();
+        for part in [
+            peer,
+            " \"",
+            method,
+            " ",
+            target,
+            "\" ",
+            digits.format(status),
+            " ",
+        ] {
+            self.buf.extend_from_slice(part.as_bytes());
+        }
+        self.buf.extend_from_slice(digits.format(bytes).as_bytes());
+        self.buf.extend_from_slice(b"B\n");
+    }
+
+    /// Appends the timestamp and the level label that start every line.
+    fn start_line(&mut self, level: Level) {
+        let now = SystemTime::now();
+        let ms = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        if ms != self.stamp_ms {
+            self.stamp.clear();
+            write_timestamp(&mut self.stamp, now);
+            self.stamp_ms = ms;
+        }
+        self.buf.extend_from_slice(&self.stamp);
+        self.buf.push(b' ');
+        self.buf.extend_from_slice(level.label().as_bytes());
+        self.buf.push(b' ');
     }
 
     pub fn error(&mut self, args: fmt::Arguments) {
@@ -162,6 +213,25 @@ mod tests {
             UNIX_EPOCH + Duration::from_millis(1_795_276_800_123),
         );
         assert_eq!(String::from_utf8(out).unwrap(), "2026-11-21T16:00:00.123Z");
+    }
+
+    #[test]
+    fn request_lines_read_like_formatted_ones() {
+        let mut log = Log::new(Level::Info);
+        log.request("127.0.0.1:5000", "GET", "/electronics?x=1", 200, 187);
+        log.info(format_args!(
+            "{} \"{} {}\" {} {}B",
+            "127.0.0.1:5000", "GET", "/electronics?x=1", 200, 187
+        ));
+        let text = String::from_utf8(log.buf.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+        assert_eq!(
+            lines,
+            ["INFO  127.0.0.1:5000 \"GET /electronics?x=1\" 200 187B"; 2]
+        );
+        let mut quiet = Log::new(Level::Warn);
+        quiet.request("127.0.0.1:5000", "GET", "/", 200, 0);
+        assert!(quiet.buf.is_empty());
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //! (a response, a WebSocket upgrade, or a response plus an update to publish). No sockets
 //! here; the server carries the outcome out.
 
-use serde::Serialize;
 use serde_json::Value;
+use tungstenite::Bytes;
 
 use crate::error::HttpError;
 use crate::http::{Method, Request, Response};
 use crate::static_files::StaticFiles;
-use crate::store::{CategoryId, Product, Store};
+use crate::store::{self, CategoryId, Store};
 
 /// Everything a route may read or change.
 #[derive(Debug)]
@@ -64,11 +64,16 @@ pub fn is_loopback_host(host: &str) -> bool {
         }
     };
     // A fully qualified name may end in a dot ("localhost.").
-    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    let ipv4_loopback = name
-        .parse::<std::net::Ipv4Addr>()
-        .is_ok_and(|ip| ip.is_loopback());
-    name == "localhost" || name.ends_with(".localhost") || ipv4_loopback
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let bytes = name.as_bytes();
+    let suffix = b".localhost";
+    let localhost = bytes.eq_ignore_ascii_case(b"localhost")
+        || bytes.len() >= suffix.len()
+            && bytes[bytes.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+    localhost
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn valid_port(digits: &str) -> bool {
@@ -116,16 +121,13 @@ impl Update {
 
 /// `{"id":..,"total":..}`, the one message shape subscribers receive.
 pub fn total_message(id: &str, total: u64) -> String {
-    serde_json::json!({ "id": id, "total": total }).to_string()
-}
-
-/// The public fields of a product, as `GET /<category>` lists them.
-#[derive(Serialize)]
-struct ProductView<'a> {
-    id: &'a str,
-    name: &'a str,
-    rrp: &'a str,
-    info: &'a str,
+    // A struct rather than `json!`: no map is built for a message sent on every order.
+    #[derive(serde::Serialize)]
+    struct Total<'a> {
+        id: &'a str,
+        total: u64,
+    }
+    serde_json::to_string(&Total { id, total }).unwrap_or_default()
 }
 
 const ALLOW_ORDERS: &str = "GET, POST, OPTIONS";
@@ -184,8 +186,16 @@ fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
     if method == Method::Options {
         return Ok(Outcome::Respond(preflight(req)));
     }
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    match segments.as_slice() {
+    // Routes have one or two segments: split off two, and keep any rest as a third so that
+    // longer paths match no route pattern.
+    let mut parts = [""; 3];
+    let mut count = 0;
+    for (slot, part) in parts.iter_mut().zip(path[1..].splitn(3, '/')) {
+        *slot = part;
+        count += 1;
+    }
+    let segments = &parts[..count];
+    match segments {
         ["echo"] if app.echo && method == Method::Get && req.wants_websocket => {
             upgrade(req, Channel::Echo)
         }
@@ -204,15 +214,15 @@ fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
                 if !app.store.contains(name) {
                     return Err(HttpError::new(404, format!("Order {name} not found")));
                 }
-                let body = json_body(req)?;
-                let (category, total) = app.store.add_order(name, &body)?;
+                let amount = order_amount(req)?;
+                let (category, total) = app.store.add_amount(name, amount)?;
                 let update = Update {
                     category,
                     id: (*name).to_string(),
                     total,
                 };
                 Ok(Outcome::Publish(
-                    Response::json(200, br#"{"ok":true}"#.to_vec()),
+                    Response::json(200, Bytes::from_static(br#"{"ok":true}"#)),
                     update,
                 ))
             }
@@ -236,7 +246,7 @@ fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
                 _ => Err(not_allowed(method, ALLOW_CATEGORY)),
             }
         }
-        _ => static_file(req, app, &segments),
+        _ => static_file(req, app, segments),
     }
 }
 
@@ -283,25 +293,7 @@ fn not_allowed(method: Method, allow: &'static str) -> HttpError {
 
 /// The category's products as `[{id,name,rrp,info}]`.
 fn products(store: &Store, cat: CategoryId, status: u16) -> Response {
-    let view: Vec<ProductView> = store
-        .products(cat)
-        .iter()
-        .map(
-            |Product {
-                 id,
-                 name,
-                 rrp,
-                 info,
-                 ..
-             }| ProductView {
-                id,
-                name,
-                rrp,
-                info,
-            },
-        )
-        .collect();
-    Response::json(status, serde_json::to_vec(&view).unwrap_or_default())
+    Response::json(status, store.listing(cat).clone())
 }
 
 /// The 204 answer to `OPTIONS`, with what a CORS preflight needs (the Origin grant itself
@@ -318,27 +310,50 @@ fn preflight(req: &Request) -> Response {
         .header("Access-Control-Max-Age", "600")
 }
 
+/// The amount of an order body, with the refusals of [`store::parse_amount`]. The body
+/// every client sends, `{"amount": <integer>}` and nothing else, is read straight into an
+/// integer; any other body goes through a `Value`, so each refusal keeps its message.
+fn order_amount(req: &Request) -> Result<i128, HttpError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Order {
+        amount: i64,
+    }
+    check_json_content_type(req)?;
+    // Only an object: serde would also read a struct from an array (`[1]`).
+    let object = req.body.trim_ascii_start().starts_with(b"{");
+    if object && let Ok(order) = serde_json::from_slice::<Order>(&req.body) {
+        return Ok(order.amount.into());
+    }
+    store::parse_amount(&json_body(req)?)
+}
+
 /// Parses a JSON request body; 415 for a Content-Type that is not JSON, 400 for bad JSON.
 fn json_body(req: &Request) -> Result<Value, HttpError> {
+    check_json_content_type(req)?;
+    if req.body.is_empty() {
+        return Err(HttpError::new(400, "body must be JSON, and it is empty"));
+    }
+    serde_json::from_slice(&req.body)
+        .map_err(|e| HttpError::new(400, format!("body is not valid JSON: {e}")))
+}
+
+/// 415 for a Content-Type that is not JSON (none at all is accepted).
+fn check_json_content_type(req: &Request) -> Result<(), HttpError> {
     if let Some(ct) = req.content_type.as_deref() {
-        let media = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if media != "application/json" && !media.ends_with("+json") {
+        let media = ct.split(';').next().unwrap_or("").trim().as_bytes();
+        let suffix = b"+json";
+        let json = media.eq_ignore_ascii_case(b"application/json")
+            || media.len() >= suffix.len()
+                && media[media.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+        if !json {
             return Err(HttpError::new(
                 415,
                 format!("Unsupported Media Type: {ct}; send Content-Type: application/json"),
             ));
         }
     }
-    if req.body.is_empty() {
-        return Err(HttpError::new(400, "body must be JSON, and it is empty"));
-    }
-    serde_json::from_slice(&req.body)
-        .map_err(|e| HttpError::new(400, format!("body is not valid JSON: {e}")))
+    Ok(())
 }
 
 /// Checks a WebSocket handshake request (RFC 6455 section 4.2.1).
@@ -379,6 +394,8 @@ mod tests {
             "[::1]",
             "app.localhost:5173",
             "localhost.:3000",
+            "LocalHost:3000",
+            "App.LOCALHOST",
         ] {
             assert!(is_loopback_host(h), "{h}");
         }
@@ -394,6 +411,52 @@ mod tests {
         ] {
             assert!(!is_loopback_host(h), "{h}");
         }
+    }
+
+    /// The direct read of `{"amount": n}` must agree with the `Value` path on every body.
+    #[test]
+    fn order_amounts_read_directly_match_the_value_path() {
+        let bodies = [
+            r#"{"amount":1}"#,
+            r#" { "amount" : -42 } "#,
+            r#"{"amount":9223372036854775807}"#,
+            r#"{"amount":9223372036854775808}"#,
+            r#"{"amount":-9223372036854775808}"#,
+            r#"{"amount":-0}"#,
+            r#"{"amount":1.0}"#,
+            r#"{"amount":1e3}"#,
+            r#"{"amount":"10"}"#,
+            r#"{"amount":null}"#,
+            r#"{"amount":1,"amount":2}"#,
+            r#"{"amount":1,"note":"x"}"#,
+            r#"{"\u0061mount":7}"#,
+            r#"{}"#,
+            r#"[1]"#,
+            r#"5"#,
+            r#"{"amount":1} x"#,
+            r#"{"amount":01}"#,
+            r#"{"amount":1,}"#,
+            r#"{"amount":[1]}"#,
+            r#"{"amount":{"a":1}}"#,
+            "{\"amount\":3}\n",
+            "\u{c}{\"amount\":3}",
+            "",
+        ];
+        for body in bodies {
+            let req = Request {
+                body: body.as_bytes().to_vec(),
+                content_type: Some("Application/JSON; charset=utf-8".into()),
+                ..Request::default()
+            };
+            let reference = json_body(&req).and_then(|v| store::parse_amount(&v));
+            assert_eq!(order_amount(&req), reference, "{body}");
+        }
+        let xml = Request {
+            body: br#"{"amount":1}"#.to_vec(),
+            content_type: Some("text/xml".into()),
+            ..Request::default()
+        };
+        assert_eq!(order_amount(&xml).unwrap_err().status(), 415);
     }
 
     #[test]

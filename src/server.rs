@@ -502,18 +502,19 @@ impl Server {
     fn dispatch(&mut self, key: usize, req: &Request) -> Option<(Channel, String)> {
         let outcome = routes::handle(req, &mut self.app);
         let conn = &mut self.conns[key];
-        let peer = conn.peer;
         let head_only = req.method() == Method::Head;
         let keep_alive = req.keep_alive && self.shutdown_at.is_none();
         let (status, bytes) = match &outcome {
             Outcome::Respond(r) | Outcome::Publish(r, _) => (r.status, r.body.len()),
             Outcome::Upgrade { .. } => (101, 0),
         };
-        self.log.info(format_args!(
-            "{peer} \"{} {}\" {status} {bytes}B",
+        self.log.request(
+            &conn.peer,
             req.method().as_str(),
-            req.target
-        ));
+            &req.target,
+            status,
+            bytes,
+        );
         match outcome {
             Outcome::Respond(r) => respond(conn, &r, head_only, keep_alive),
             Outcome::Publish(r, update) => {
@@ -586,10 +587,15 @@ impl Server {
         self.mark_pending(key);
     }
 
-    /// Queues the update to every subscriber of its category: serialised once, shared by all.
+    /// Queues the update to every subscriber of its category: serialised once (and only
+    /// when someone listens), shared by all.
     fn publish(&mut self, update: &Update) {
+        let subscribers = self.subs.of(update.category);
+        if subscribers.is_empty() {
+            return;
+        }
         let payload = Utf8Bytes::from(update.to_json());
-        for &key in self.subs.of(update.category) {
+        for &key in subscribers {
             let conn = &mut self.conns[key];
             if let Some((ws, mut wire)) = conn.ws() {
                 ws.push_total(&mut wire, &payload, &update.id, update.total);
@@ -609,7 +615,6 @@ impl Server {
             if conn.closing || conn.lingering {
                 return;
             }
-            let peer = conn.peer;
             let Some((ws, mut wire)) = conn.ws() else {
                 return;
             };
@@ -650,15 +655,15 @@ impl Server {
                             // then linger so unread input does not turn the close into a reset.
                             let _ = wire.write(&ws::close_frame(code, &closed.reason));
                             self.log.info(format_args!(
-                                "{peer} websocket #{key} close {code}: {}",
-                                closed.reason
+                                "{} websocket #{key} close {code}: {}",
+                                self.conns[key].peer, closed.reason
                             ));
                             self.linger(key);
                         }
                         None => {
                             self.log.debug(format_args!(
-                                "{peer} websocket #{key} ended: {}",
-                                closed.reason
+                                "{} websocket #{key} ended: {}",
+                                self.conns[key].peer, closed.reason
                             ));
                             self.queue_close(key);
                         }
@@ -681,10 +686,10 @@ impl Server {
                 self.subscribe(key, category);
             }
             Err(msg) => {
-                let peer = self.conns[key].peer;
                 let shown: String = text.chars().take(200).collect();
                 self.log.warn(format_args!(
-                    "{peer} websocket #{key} message {shown:?}: {msg}"
+                    "{} websocket #{key} message {shown:?}: {msg}",
+                    self.conns[key].peer
                 ));
                 self.reply_error(key, msg);
             }

@@ -2,8 +2,9 @@
 //! `--static`. The path guard decodes the request path once and refuses anything that could
 //! name a file outside the folder: `..`, encoded or not, backslashes, NUL, hidden files.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+
+use tungstenite::Bytes;
 
 /// The built-in copy of `static/`, so the binary works from any folder.
 const BUILT_IN: &[(&str, &[u8])] = &[
@@ -33,12 +34,12 @@ impl StaticFiles {
 
     /// The file for a request path (`/` means `index.html`) and its content type, or `None`
     /// when there is no such file or the path is refused by the guard.
-    pub fn get(&self, request_path: &str) -> Option<(Cow<'static, [u8]>, &'static str)> {
+    pub fn get(&self, request_path: &str) -> Option<(Bytes, &'static str)> {
         let rel = safe_relative_path(request_path)?;
         let body = match self {
             StaticFiles::BuiltIn => {
                 let name = rel.join("/");
-                Cow::Borrowed(BUILT_IN.iter().find(|(n, _)| *n == name)?.1)
+                Bytes::from_static(BUILT_IN.iter().find(|(n, _)| *n == name)?.1)
             }
             StaticFiles::Dir(root) => {
                 let path = rel.iter().fold(root.clone(), |p, seg| p.join(seg));
@@ -47,7 +48,7 @@ impl StaticFiles {
                 if !real.starts_with(root) || !real.is_file() {
                     return None;
                 }
-                Cow::Owned(std::fs::read(real).ok()?)
+                Bytes::from(std::fs::read(real).ok()?)
             }
         };
         Some((body, content_type(rel.last()?)))

@@ -1,8 +1,9 @@
 //! The catalog and the order totals: categories, their products, and the rules for adding
 //! products and orders. Pure data, no I/O; the server decides what to do with the results.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tungstenite::Bytes;
 
 use crate::error::HttpError;
 
@@ -54,9 +55,38 @@ pub struct Category {
     pub prefix: String,
     /// Sorted by the number after the prefix; new products get the highest number plus one.
     products: Vec<Product>,
+    /// `products` as `GET /<category>` lists them, serialised whenever the list changes
+    /// (totals are not part of it), so that reading it costs no work per request.
+    listing: Bytes,
 }
 
-/// All categories and products. Totals only change through [`Store::add_order`].
+impl Category {
+    /// Serialises the listing again after `products` changed.
+    fn refresh_listing(&mut self) {
+        /// The public fields of a product, as `GET /<category>` lists them.
+        #[derive(Serialize)]
+        struct ProductView<'a> {
+            id: &'a str,
+            name: &'a str,
+            rrp: &'a str,
+            info: &'a str,
+        }
+        let view: Vec<ProductView> = self
+            .products
+            .iter()
+            .map(|p| ProductView {
+                id: &p.id,
+                name: &p.name,
+                rrp: &p.rrp,
+                info: &p.info,
+            })
+            .collect();
+        self.listing = serde_json::to_vec(&view).unwrap_or_default().into();
+    }
+}
+
+/// All categories and products. Totals only change through [`Store::add_order`] and
+/// [`Store::add_amount`] (and the simulator).
 #[derive(Debug)]
 pub struct Store {
     categories: Vec<Category>,
@@ -112,11 +142,14 @@ impl Store {
             if products.windows(2).any(|w| w[0].id == w[1].id) {
                 return Err(format!("category {}: a product id is used twice", c.name));
             }
-            categories.push(Category {
+            let mut category = Category {
                 name: c.name,
                 prefix: c.prefix,
                 products,
-            });
+                listing: Bytes::new(),
+            };
+            category.refresh_listing();
+            categories.push(category);
         }
         Ok(Store { categories })
     }
@@ -144,6 +177,12 @@ impl Store {
     /// The category's products in id order.
     pub fn products(&self, cat: CategoryId) -> &[Product] {
         &self.categories[cat].products
+    }
+
+    /// The category's products as the JSON array `[{id,name,rrp,info}]` that
+    /// `GET /<category>` answers with. Kept up to date by [`Store::add_product`].
+    pub fn listing(&self, cat: CategoryId) -> &Bytes {
+        &self.categories[cat].listing
     }
 
     /// How many products there are in all categories.
@@ -204,6 +243,7 @@ impl Store {
             info,
             total: 0,
         });
+        c.refresh_listing();
         Ok(c.products.last().expect("just pushed"))
     }
 
@@ -211,10 +251,19 @@ impl Store {
     /// and new total. 404 for an unknown id; 400 when the amount is missing, not an integer
     /// or would take the total outside `0..=MAX_TOTAL`. The total is unchanged on any error.
     pub fn add_order(&mut self, id: &str, body: &Value) -> Result<(CategoryId, u64), HttpError> {
+        if !self.contains(id) {
+            return Err(HttpError::new(404, format!("Order {id} not found")));
+        }
+        self.add_amount(id, parse_amount(body)?)
+    }
+
+    /// Adds an amount already read from an order body to product `id`, with the rules of
+    /// [`Store::add_order`]: 404 for an unknown id, 400 when the total would leave
+    /// `0..=MAX_TOTAL` (and then it is unchanged).
+    pub fn add_amount(&mut self, id: &str, amount: i128) -> Result<(CategoryId, u64), HttpError> {
         let Some((cat, i)) = self.find(id) else {
             return Err(HttpError::new(404, format!("Order {id} not found")));
         };
-        let amount = parse_amount(body)?;
         let product = &mut self.categories[cat].products[i];
         let total = i128::from(product.total) + amount;
         if !(0..=i128::from(MAX_TOTAL)).contains(&total) {
@@ -422,6 +471,24 @@ mod tests {
             s.add_order("Z9", &json!({})).unwrap_err().message(),
             "Order Z9 not found"
         );
+    }
+
+    #[test]
+    fn the_listing_follows_new_products_but_not_totals() {
+        let mut s = Store::with_defaults();
+        let co = s.category("confectionery").unwrap();
+        let listing = |s: &Store| String::from_utf8(s.listing(co).to_vec()).unwrap();
+        let before = r#"[{"id":"B1","name":"Chocolate Bar","rrp":"22.40","info":"Delicious overpriced chocolate."}]"#;
+        assert_eq!(listing(&s), before);
+        s.add_order("B1", &json!({"amount": 5})).unwrap();
+        assert_eq!(listing(&s), before);
+        let body = json!({"name": "Gum", "rrp": "1.00", "info": "Chewy."});
+        s.add_product(co, &body).unwrap();
+        let after = before.replace(
+            "]",
+            r#",{"id":"B2","name":"Gum","rrp":"1.00","info":"Chewy."}]"#,
+        );
+        assert_eq!(listing(&s), after);
     }
 
     #[test]
