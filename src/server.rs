@@ -715,27 +715,48 @@ impl Server {
         }
     }
 
-    /// Flushes every pending connection once. A connection that drains and must close
-    /// starts closing; one whose reading was paused for backpressure resumes.
+    /// Flushes every pending connection once, HTTP responses first: a client waiting on
+    /// its answer (the POST that caused this turn's updates) gets it before the fan-out
+    /// writes, and its next request can arrive while they go out, to be batched with
+    /// others in the next turn.
     fn flush_pending(&mut self) {
-        let keys = std::mem::take(&mut self.pending);
-        for key in keys {
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            conn.pending = false;
-            if conn.closing {
-                continue;
-            }
-            match conn.flush() {
-                Ok(Flushed::Blocked) => {}
-                Ok(Flushed::All) if conn.close_after_flush && !conn.lingering => self.linger(key),
-                Ok(Flushed::All) if conn.read_paused => self.on_readable(key),
-                Ok(Flushed::All) => {}
-                Err(e) => {
-                    self.log.debug(format_args!("{} closed: {e}", conn.peer));
-                    self.queue_close(key);
+        let mut keys = std::mem::take(&mut self.pending);
+        for websockets in [false, true] {
+            for &key in &keys {
+                if self
+                    .conns
+                    .get(key)
+                    .is_some_and(|c| c.is_websocket() == websockets)
+                {
+                    self.flush_one(key);
                 }
+            }
+        }
+        if self.pending.is_empty() {
+            // Keep the allocation for the next turn.
+            keys.clear();
+            self.pending = keys;
+        }
+    }
+
+    /// Flushes one connection. One that drains and must close starts closing; one whose
+    /// reading was paused for backpressure resumes.
+    fn flush_one(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.pending = false;
+        if conn.closing {
+            return;
+        }
+        match conn.flush() {
+            Ok(Flushed::Blocked) => {}
+            Ok(Flushed::All) if conn.close_after_flush && !conn.lingering => self.linger(key),
+            Ok(Flushed::All) if conn.read_paused => self.on_readable(key),
+            Ok(Flushed::All) => {}
+            Err(e) => {
+                self.log.debug(format_args!("{} closed: {e}", conn.peer));
+                self.queue_close(key);
             }
         }
     }

@@ -92,6 +92,10 @@ pub struct Load {
     subscribers_ready: usize,
     pub error_count: u64,
     pub errors: Vec<String>,
+    /// Reads that brought subscribers at least one frame, and the frames they brought:
+    /// their ratio is how many updates the server sent per write.
+    pub frame_reads: u64,
+    pub frames: u64,
 }
 
 impl Load {
@@ -109,6 +113,8 @@ impl Load {
             subscribers_ready: 0,
             error_count: 0,
             errors: Vec::new(),
+            frame_reads: 0,
+            frames: 0,
         })
     }
 
@@ -362,8 +368,10 @@ impl Load {
                 sub.upgraded = true;
             }
         }
+        let frames = self.frames;
         while let Some((opcode, payload, n)) = frame(&input[used..])? {
             used += n;
+            self.frames += 1;
             match opcode {
                 0x1 => {
                     let (id, total) = total_message(payload)?;
@@ -379,6 +387,9 @@ impl Load {
                 0x8 => return Err(format!("close frame {payload:?}")),
                 _ => return Err(format!("unexpected opcode {opcode}")),
             }
+        }
+        if self.frames > frames {
+            self.frame_reads += 1;
         }
         Ok(used)
     }

@@ -4,11 +4,16 @@
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
 use std::time::Instant;
 
+use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Resource, Rlimit};
 use rustix::thread::CpuSet;
+
+/// How long a server may take to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// The CPUs the server and the load run on, one each when there are two or more.
 #[derive(Clone, Copy)]
@@ -80,6 +85,8 @@ pub fn raise_fd_limit(want: u64) -> u64 {
 /// A server under test. Killed when dropped.
 pub struct ServerProc {
     child: Child,
+    /// The server's stdout, read to its end once the server has said where it listens.
+    stdout: Option<BufReader<ChildStdout>>,
     pub addr: SocketAddr,
 }
 
@@ -100,14 +107,18 @@ impl ServerProc {
         let mut child =
             child.map_err(|e| io::Error::other(format!("{}: {e}", program.display())))?;
         let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout).read_line(&mut line)?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        stdout.read_line(&mut line)?;
         let addr = line
             .trim()
             .rsplit_once("http://")
             .and_then(|(_, addr)| addr.parse().ok())
             .ok_or_else(|| io::Error::other(format!("{}: said {line:?}", program.display())))?;
-        Ok(ServerProc { child, addr })
+        Ok(ServerProc {
+            child,
+            stdout: Some(stdout),
+            addr,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -126,7 +137,19 @@ impl ServerProc {
 }
 
 impl Drop for ServerProc {
+    /// SIGTERM, so that a server run under a profiler writes its profile; SIGKILL if it
+    /// has not exited (its stdout closed) within `STOP_GRACE`.
     fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        if let Some(stdout) = &self.stdout {
+            let mut fds = [PollFd::new(stdout.get_ref(), PollFlags::IN)];
+            let timeout = Timespec::try_from(STOP_GRACE).ok();
+            // Readable at EOF: the server has exited (or at least closed its stdout).
+            let _ = rustix::event::poll(&mut fds, timeout.as_ref());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -84,6 +84,10 @@ pub struct Fanout {
     pub subscribers: usize,
     pub posts: u64,
     pub deliveries_per_second: f64,
+    /// POSTs sent per second, from the first to the last.
+    pub posts_per_second: f64,
+    /// Frames a subscriber's read brought, on average (updates per server write).
+    pub frames_per_read: f64,
     pub latency: Latency,
     /// Subscribers that received the final total.
     pub converged: usize,
@@ -159,6 +163,7 @@ struct Orders {
     /// Totals the load did not cause: another writer, or a server bug.
     unexplained: u64,
     last_delivery: Option<Instant>,
+    last_send: Instant,
 }
 
 impl Sink for Orders {
@@ -166,6 +171,7 @@ impl Sink for Orders {
         self.responses += 1;
         if !self.paced && (self.sent.len() as u64) < self.posts {
             self.sent.push(now);
+            self.last_send = now;
             return true;
         }
         self.idle_posters.push(key);
@@ -228,12 +234,14 @@ fn deliver(
         converged: 0,
         unexplained: 0,
         last_delivery: None,
+        last_send: Instant::now(),
     };
     for _ in 0..posters {
         let key = load.open_http(request.clone())?;
         orders.idle_posters.push(key);
     }
     let meter = CpuMeter::start(server);
+    let (frames, frame_reads) = (load.frames, load.frame_reads);
     let started = Instant::now();
     let interval = rate.map(|r| Duration::from_secs(1) / r);
     let mut progress = (started, 0);
@@ -245,7 +253,10 @@ fn deliver(
             && now >= due
             && let Some(key) = orders.idle_posters.pop()
         {
-            orders.sent.push(now);
+            // Paced: timed from when the POST was due, so a late send counts against the
+            // latency instead of hiding it.
+            orders.sent.push(if orders.paced { due } else { now });
+            orders.last_send = now;
             load.send(key);
             continue;
         }
@@ -276,6 +287,15 @@ fn deliver(
         subscribers,
         posts,
         deliveries_per_second: orders.deliveries as f64 / seconds,
+        frames_per_read: (load.frames - frames) as f64
+            / (load.frame_reads - frame_reads).max(1) as f64,
+        posts_per_second: match orders.sent.first() {
+            Some(first) if orders.last_send > *first => {
+                (orders.sent.len() - 1) as f64
+                    / orders.last_send.duration_since(*first).as_secs_f64()
+            }
+            _ => 0.0,
+        },
         latency: Latency::of(orders.micros),
         converged: orders.converged,
         conflated: orders.conflated,
