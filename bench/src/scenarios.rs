@@ -107,17 +107,12 @@ impl Fanout {
             format!("the new total to all {}", self.subscribers)
         } else if self.complete() {
             format!("all {} totals to all {}", self.posts, self.subscribers)
-        } else if self.converged == self.subscribers {
+        } else {
             let share =
                 100.0 * self.conflated as f64 / (self.posts * self.subscribers as u64) as f64;
             format!(
                 "final total to all {}, {share:.1}% conflated",
                 self.subscribers
-            )
-        } else {
-            format!(
-                "final total reached only {} of {}",
-                self.converged, self.subscribers
             )
         }
     }
@@ -280,6 +275,12 @@ fn deliver(
         }
     }
     let cpu = meter.stop();
+    if orders.converged < subscribers {
+        return Err(io::Error::other(format!(
+            "only {} of {subscribers} subscribers received the final total ({} of {posts} POSTs answered)",
+            orders.converged, orders.responses
+        )));
+    }
     let seconds = orders
         .last_delivery
         .map_or(f64::INFINITY, |t| t.duration_since(started).as_secs_f64());
