@@ -1,8 +1,10 @@
 //! The event loop: one `mio::Poll`, the listener, and every connection in a `Slab` keyed by
 //! its token. Each turn: flush the connections with pending output (one write per
-//! connection, however many updates were queued), close the ones marked for closing, write
-//! the log, then poll and handle readiness. Publishing never touches a socket directly.
+//! connection, however many updates were queued; HTTP responses first, then at most
+//! [`WS_FLUSHES_PER_TURN`] WebSockets, oldest first), close the ones marked for closing,
+//! write the log, then poll and handle readiness. Publishing never touches a socket directly.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
-use tungstenite::{Message, Utf8Bytes};
+use tungstenite::Message;
 
 use crate::config::Config;
 use crate::conn::{Conn, Deadline, State, interrupted, would_block};
@@ -36,6 +38,11 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// so that a client that never stops sending cannot starve the others.
 const READS_PER_TURN: usize = 16;
 const MESSAGES_PER_TURN: usize = 64;
+/// Most WebSockets written per loop turn. A broadcast to more subscribers goes out over
+/// several turns, round-robin, and the loop polls in between: requests are answered and new
+/// updates queued while it is under way, so a subscriber waits at most one round for an
+/// update, not the rest of the current round and then its place in the next.
+pub const WS_FLUSHES_PER_TURN: usize = 128;
 /// How long a closing connection may take to read our last response.
 const LINGER: Duration = Duration::from_secs(2);
 /// How long to stop accepting when the process is out of file descriptors.
@@ -55,8 +62,10 @@ pub struct Server {
     config: Config,
     limits: Limits,
     max_connections: usize,
-    /// Keys with output to flush before the next poll.
-    pending: Vec<usize>,
+    /// HTTP connections with output to flush before the next poll.
+    pending_http: Vec<usize>,
+    /// WebSockets with output to flush, in the order they got it.
+    pending_ws: VecDeque<usize>,
     /// Keys to close after the current turn.
     closing: Vec<usize>,
     /// Keys that still had input when their share of a turn ran out.
@@ -145,7 +154,8 @@ impl Server {
                 max_body_bytes: config.max_body_bytes,
             },
             max_connections,
-            pending: Vec::new(),
+            pending_http: Vec::new(),
+            pending_ws: VecDeque::new(),
             closing: Vec::new(),
             reread: Vec::new(),
             scratch: vec![0; READ_CHUNK_BYTES],
@@ -209,7 +219,10 @@ impl Server {
                 self.log.flush();
                 return Ok(());
             }
-            let timeout = if self.pending.is_empty() && self.reread.is_empty() {
+            let idle = self.pending_http.is_empty()
+                && self.pending_ws.is_empty()
+                && self.reread.is_empty();
+            let timeout = if idle {
                 self.next_timer().saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
@@ -580,28 +593,28 @@ impl Server {
         ws.clear_conflated();
         if let Some(cat) = category {
             for p in self.app.store.products(cat) {
-                let payload = Utf8Bytes::from(routes::total_message(&p.id, p.total));
-                ws.push_total(&mut wire, &payload, &p.id, p.total);
+                let update = ws::Prepared::text(routes::total_message(&p.id, p.total));
+                ws.push_total(&mut wire, &update, &p.id, p.total);
             }
         }
         self.mark_pending(key);
     }
 
-    /// Queues the update to every subscriber of its category: serialised once (and only
-    /// when someone listens), shared by all.
+    /// Queues the update to every subscriber of its category: serialised and framed once
+    /// (and only when someone listens), the same bytes for all.
     fn publish(&mut self, update: &Update) {
         let subscribers = self.subs.of(update.category);
         if subscribers.is_empty() {
             return;
         }
-        let payload = Utf8Bytes::from(update.to_json());
+        let prepared = ws::Prepared::text(update.to_json());
         for &key in subscribers {
             let conn = &mut self.conns[key];
             if let Some((ws, mut wire)) = conn.ws() {
-                ws.push_total(&mut wire, &payload, &update.id, update.total);
+                ws.push_total(&mut wire, &prepared, &update.id, update.total);
                 if !conn.pending {
                     conn.pending = true;
-                    self.pending.push(key);
+                    self.pending_ws.push_back(key);
                 }
             }
         }
@@ -711,31 +724,32 @@ impl Server {
             && !conn.closing
         {
             conn.pending = true;
-            self.pending.push(key);
+            if conn.is_websocket() {
+                self.pending_ws.push_back(key);
+            } else {
+                self.pending_http.push(key);
+            }
         }
     }
 
-    /// Flushes every pending connection once, HTTP responses first: a client waiting on
-    /// its answer (the POST that caused this turn's updates) gets it before the fan-out
-    /// writes, and its next request can arrive while they go out, to be batched with
-    /// others in the next turn.
+    /// Flushes every pending HTTP connection, then up to [`WS_FLUSHES_PER_TURN`] pending
+    /// WebSockets. Responses go first: a client waiting on its answer (the POST that caused
+    /// this turn's updates) gets it before the fan-out writes, and its next request can
+    /// arrive while they go out, to be batched with others into the next writes.
     fn flush_pending(&mut self) {
-        let mut keys = std::mem::take(&mut self.pending);
-        for websockets in [false, true] {
-            for &key in &keys {
-                if self
-                    .conns
-                    .get(key)
-                    .is_some_and(|c| c.is_websocket() == websockets)
-                {
-                    self.flush_one(key);
-                }
-            }
+        let mut http = std::mem::take(&mut self.pending_http);
+        for &key in &http {
+            self.flush_one(key);
         }
-        if self.pending.is_empty() {
-            // Keep the allocation for the next turn.
-            keys.clear();
-            self.pending = keys;
+        // Keep the allocation, with anything listed while flushing.
+        http.clear();
+        http.append(&mut self.pending_http);
+        self.pending_http = http;
+        for _ in 0..WS_FLUSHES_PER_TURN {
+            let Some(key) = self.pending_ws.pop_front() else {
+                break;
+            };
+            self.flush_one(key);
         }
     }
 

@@ -3,6 +3,12 @@
 //! a session over its byte budget keeps just the latest total of each product until the
 //! socket drains (conflation), so a slow client costs bounded memory and still converges.
 //! Also the parser for the commands clients send.
+//!
+//! Totals, the one message sent to thousands of sessions at once, are framed once per update
+//! ([`Prepared`]) and the same bytes are appended to each session's queue of frames, as
+//! uWebSockets' prepared messages are. Everything else (replies, pings, pongs, the closing
+//! handshake, and every read) goes through tungstenite, and a total goes through it too
+//! while tungstenite holds unsent frames of its own, so frames leave in the order queued.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -18,6 +24,8 @@ use tungstenite::{Message, Utf8Bytes};
 /// Clients send tiny commands (`update-category` is 72 bytes on the wire), so 128 bytes
 /// hold one in a single read; a larger message costs more reads, not more memory up front.
 const READ_BUFFER_BYTES: usize = 128;
+/// Largest frame buffer a session keeps once it is written.
+const KEPT_FRAME_BYTES: usize = 4096;
 
 /// What [`WsSession::read`] produced.
 #[derive(Debug)]
@@ -48,10 +56,108 @@ pub enum Flushed {
     Blocked,
 }
 
+/// One update as a complete text frame, built once and appended to every subscriber's
+/// queue. Server frames are unmasked (RFC 6455 section 5.1), so the bytes are the same for all.
+#[derive(Debug)]
+pub struct Prepared {
+    frame: Vec<u8>,
+    text: Utf8Bytes,
+}
+
+impl Prepared {
+    pub fn text(text: String) -> Prepared {
+        let len = text.len();
+        let mut frame = Vec::with_capacity(len + 10);
+        frame.push(0x81); // FIN, text
+        match len {
+            0..=125 => frame.push(len as u8),
+            126..=0xffff => {
+                frame.push(126);
+                frame.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                frame.push(127);
+                frame.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(text.as_bytes());
+        Prepared {
+            frame,
+            text: text.into(),
+        }
+    }
+}
+
+/// Prepared frames waiting for the socket, and how much of them is written.
+#[derive(Debug, Default)]
+struct Frames {
+    bytes: Vec<u8>,
+    written: usize,
+}
+
+impl Frames {
+    fn backlog(&self) -> usize {
+        self.bytes.len() - self.written
+    }
+
+    /// The stream as tungstenite gets it: these frames are written before anything it
+    /// writes, even when it writes straight away (a close does).
+    fn before<'a, S: Write>(&'a mut self, stream: &'a mut S) -> Before<'a, S> {
+        Before {
+            frames: self,
+            stream,
+        }
+    }
+}
+
+struct Before<'a, S> {
+    frames: &'a mut Frames,
+    stream: &'a mut S,
+}
+
+impl<S: Read> Read for Before<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl<S: Write> Write for Before<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let f = &mut *self.frames;
+        while f.written < f.bytes.len() {
+            match self.stream.write(&f.bytes[f.written..])? {
+                0 => return Ok(0),
+                n => f.written += n,
+            }
+        }
+        // Written. A buffer that grew past a few rounds of updates is given back; a small one
+        // is kept, so that a busy subscriber does not grow a new one every round.
+        f.bytes.clear();
+        f.written = 0;
+        if f.bytes.capacity() > KEPT_FRAME_BYTES {
+            f.bytes = Vec::new();
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write(&[])?;
+        self.stream.flush()
+    }
+}
+
 /// A server-side WebSocket session.
 #[derive(Debug)]
 pub struct WsSession {
     ctx: tungstenite::protocol::WebSocketContext,
+    /// Prepared frames queued, written before anything tungstenite holds (always newer).
+    frames: Frames,
+    /// Tungstenite may hold frames not yet written: totals queue behind them, through it.
+    ctx_queued: bool,
+    queue_bytes: usize,
     /// Latest total per product id, kept instead of frames while over the byte budget.
     conflated: BTreeMap<String, u64>,
     /// An `/echo` session: messages are sent back instead of read as commands.
@@ -78,6 +184,9 @@ impl WsSession {
         );
         WsSession {
             ctx,
+            frames: Frames::default(),
+            ctx_queued: false,
+            queue_bytes,
             conflated: BTreeMap::new(),
             echo: false,
         }
@@ -88,23 +197,31 @@ impl WsSession {
         !self.conflated.is_empty()
     }
 
-    /// Queues `{"id":..,"total":..}` (pre-serialised in `payload`). Never writes to the
-    /// socket itself unless the queue is at its budget; past the budget it remembers only
-    /// the latest total of the product.
+    /// Queues `{"id":..,"total":..}`, framed once in `update`. Never writes to the socket;
+    /// past the byte budget it remembers only the latest total of the product.
     pub fn push_total<S: Read + Write>(
         &mut self,
         stream: &mut S,
-        payload: &Utf8Bytes,
+        update: &Prepared,
         id: &str,
         total: u64,
     ) {
-        if self.is_conflating() {
-            self.conflated.insert(id.to_string(), total);
-            return;
-        }
-        if !self.queue(stream, Message::Text(payload.clone())) {
+        if self.is_conflating() || !self.enqueue(stream, update) {
             self.conflated.insert(id.to_string(), total);
         }
+    }
+
+    /// Queues a total's frame; false when the budget is full.
+    fn enqueue<S: Read + Write>(&mut self, stream: &mut S, update: &Prepared) -> bool {
+        if self.ctx_queued || !self.ctx.can_write() {
+            // Behind a reply, a ping or a close: keep the order (after a close, it is dropped).
+            return self.queue(stream, Message::Text(update.text.clone()));
+        }
+        if self.frames.backlog() + update.frame.len() > self.queue_bytes {
+            return false;
+        }
+        self.frames.bytes.extend_from_slice(&update.frame);
+        true
     }
 
     /// Queues a text message that is not a total (an error reply). Dropped when the client
@@ -130,7 +247,8 @@ impl WsSession {
 
     /// Buffers one message; false when the budget is full.
     fn queue<S: Read + Write>(&mut self, stream: &mut S, msg: Message) -> bool {
-        match self.ctx.write(stream, msg) {
+        self.ctx_queued = true;
+        match self.ctx.write(&mut self.frames.before(stream), msg) {
             Ok(()) => true,
             Err(WsError::WriteBufferFull(_)) => false,
             // The frame is buffered; the opportunistic write just found the socket full,
@@ -143,8 +261,8 @@ impl WsSession {
     /// written too. `Err` means the session is over and the connection must close.
     pub fn flush<S: Read + Write>(&mut self, stream: &mut S) -> Result<Flushed, Closed> {
         loop {
-            match self.ctx.flush(stream) {
-                Ok(()) => {}
+            match self.ctx.flush(&mut self.frames.before(stream)) {
+                Ok(()) => self.ctx_queued = false,
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(Flushed::Blocked);
                 }
@@ -157,8 +275,8 @@ impl WsSession {
             // Drained: send the latest totals, as many as fit; the rest wait for the next pass.
             let mut queued = 0;
             while let Some((id, total)) = self.conflated.pop_first() {
-                let text = crate::routes::total_message(&id, total);
-                if !self.queue(stream, Message::Text(text.into())) {
+                let update = Prepared::text(crate::routes::total_message(&id, total));
+                if !self.enqueue(stream, &update) {
                     self.conflated.insert(id, total);
                     break;
                 }
@@ -174,8 +292,10 @@ impl WsSession {
 
     /// Reads the next message. Pings are answered (queued) by tungstenite.
     pub fn read<S: Read + Write>(&mut self, stream: &mut S) -> Result<Incoming, Closed> {
+        // Reading may queue a pong or a close reply.
+        self.ctx_queued = true;
         loop {
-            return match self.ctx.read(stream) {
+            return match self.ctx.read(&mut self.frames.before(stream)) {
                 Ok(Message::Text(t)) => Ok(Incoming::Text(t)),
                 Ok(Message::Binary(b)) => Ok(Incoming::Binary(b)),
                 Ok(_) => Ok(Incoming::Control),
@@ -194,7 +314,8 @@ impl WsSession {
             code: CloseCode::from(code),
             reason: reason.to_string().into(),
         };
-        let _ = self.ctx.close(stream, Some(frame));
+        self.ctx_queued = true;
+        let _ = self.ctx.close(&mut self.frames.before(stream), Some(frame));
     }
 }
 
@@ -311,8 +432,8 @@ mod tests {
     }
 
     fn push(s: &mut WsSession, stream: &mut MockStream, id: &str, total: u64) {
-        let payload = Utf8Bytes::from(crate::routes::total_message(id, total));
-        s.push_total(stream, &payload, id, total);
+        let update = Prepared::text(crate::routes::total_message(id, total));
+        s.push_total(stream, &update, id, total);
     }
 
     #[test]
@@ -351,6 +472,58 @@ mod tests {
         let last = |id: &str| got.iter().rev().find(|t| t.contains(id)).unwrap().clone();
         assert_eq!(last("A1"), r#"{"id":"A1","total":1000}"#);
         assert_eq!(last("A2"), r#"{"id":"A2","total":6000}"#);
+    }
+
+    /// Frames in `bytes` as (opcode, payload) (small frames only).
+    fn frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let (mut out, mut i) = (Vec::new(), 0);
+        while i + 2 <= bytes.len() {
+            let len = (bytes[i + 1] & 0x7f) as usize;
+            out.push((bytes[i] & 0x0f, bytes[i + 2..i + 2 + len].to_vec()));
+            i += 2 + len;
+        }
+        out
+    }
+
+    #[test]
+    fn prepared_totals_keep_their_order_with_replies_and_the_close() {
+        let mut s = WsSession::new(Vec::new(), 1024, 4096);
+        let mut stream = MockStream::default();
+        push(&mut s, &mut stream, "A1", 1);
+        // A reply while the socket is full stays in tungstenite; later totals queue behind it.
+        s.push_text(&mut stream, "reply".into());
+        push(&mut s, &mut stream, "A1", 2);
+        // The close writes straight away, after everything queued before it.
+        stream.room = usize::MAX;
+        s.close(&mut stream, 1001, "bye");
+        push(&mut s, &mut stream, "A1", 3);
+        let _ = s.flush(&mut stream);
+        let got = frames(&stream.written);
+        let text = |t: &str| (1, t.as_bytes().to_vec());
+        assert_eq!(
+            got[..3],
+            [
+                text(r#"{"id":"A1","total":1}"#),
+                text("reply"),
+                text(r#"{"id":"A1","total":2}"#)
+            ]
+        );
+        assert_eq!(got[3].0, 8, "then the close: {got:?}");
+        assert_eq!(got.len(), 4, "nothing after the close: {got:?}");
+    }
+
+    #[test]
+    fn prepared_frames_have_the_right_length_header() {
+        for len in [0, 125, 126, 65535, 65536] {
+            let p = Prepared::text("x".repeat(len));
+            let head = match len {
+                0..=125 => vec![0x81, len as u8],
+                126..=65535 => [vec![0x81, 126], (len as u16).to_be_bytes().to_vec()].concat(),
+                _ => [vec![0x81, 127], (len as u64).to_be_bytes().to_vec()].concat(),
+            };
+            assert_eq!(p.frame[..head.len()], head[..], "{len}");
+            assert_eq!(p.frame.len(), head.len() + len);
+        }
     }
 
     #[test]

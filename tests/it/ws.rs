@@ -36,6 +36,28 @@ fn every_subscriber_receives_every_update() {
     }
 }
 
+/// More subscribers than the server writes in one loop turn: the broadcast goes out over
+/// several turns while new orders arrive, and still every subscriber gets every total, in
+/// order.
+#[test]
+fn a_broadcast_larger_than_one_turn_reaches_everyone_in_order() {
+    let addr = start();
+    let mut clients: Vec<Ws> = (0..300)
+        .map(|_| ws_connect(addr, "/orders/electronics"))
+        .collect();
+    for ws in &mut clients {
+        initial_totals(ws, 2);
+    }
+    for _ in 0..5 {
+        order(addr, "A1", 1);
+    }
+    for ws in &mut clients {
+        for total in 4..=8 {
+            assert_eq!(next_total(ws), ("A1".into(), total));
+        }
+    }
+}
+
 /// Seed bug: one client disconnecting destroyed the shared stream and broke everyone.
 #[test]
 fn a_disconnect_breaks_nobody() {

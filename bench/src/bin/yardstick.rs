@@ -4,13 +4,17 @@
 //! One `mio::Poll`, connections in a `Slab`, requests framed by `httparse`. Every request
 //! gets a fixed `{"ok":true}`. A request with `Upgrade: websocket` gets a 101 and the current
 //! frame; every `POST` builds one frame, `{"id":"A1","total":<posts so far>}`, and appends
-//! that same frame to every WebSocket's output, which is written once at the end of the turn.
-//! Nothing is looked up, validated, logged or serialised beyond that.
+//! that same frame to every WebSocket's output. Responses are written straight away; the
+//! WebSockets are written once each, round-robin, at most [`WS_FLUSHES_PER_TURN`] per turn,
+//! as mock-srv does, so both schedule the same work the same way. Nothing is looked up,
+//! validated, logged or serialised beyond that.
 //!
 //! `yardstick [--port N]` prints `yardstick listening on http://ADDR` on its first line.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -21,6 +25,8 @@ const LISTENER: Token = Token(usize::MAX);
 const OK: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}";
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// The same as mock-srv's: most WebSockets written per turn before polling again.
+const WS_FLUSHES_PER_TURN: usize = 128;
 
 struct Conn {
     stream: TcpStream,
@@ -33,8 +39,8 @@ struct Conn {
 struct Yardstick {
     conns: Slab<Conn>,
     subscribers: Vec<usize>,
-    /// Keys whose output was appended to since the last flush.
-    dirty: Vec<usize>,
+    /// Keys whose output was appended to since their last flush, oldest first.
+    dirty: VecDeque<usize>,
     posts: u64,
     /// The current frame: an unmasked text frame of `{"id":"A1","total":<posts>}`.
     frame: Vec<u8>,
@@ -70,14 +76,15 @@ fn main() -> io::Result<()> {
     let mut y = Yardstick {
         conns: Slab::new(),
         subscribers: Vec::new(),
-        dirty: Vec::new(),
+        dirty: VecDeque::new(),
         posts: 0,
         frame: Vec::new(),
         scratch: vec![0; READ_CHUNK_BYTES],
     };
     y.build_frame();
     loop {
-        match poll.poll(&mut events, None) {
+        let timeout = (!y.dirty.is_empty()).then_some(Duration::ZERO);
+        match poll.poll(&mut events, timeout) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => r?,
         }
@@ -94,7 +101,10 @@ fn main() -> io::Result<()> {
                 y.flush(key);
             }
         }
-        while let Some(key) = y.dirty.pop() {
+        for _ in 0..WS_FLUSHES_PER_TURN {
+            let Some(key) = y.dirty.pop_front() else {
+                break;
+            };
             if y.conns.contains(key) {
                 y.flush(key);
             }
@@ -212,7 +222,7 @@ impl Yardstick {
         for &key in &self.subscribers {
             let conn = &mut self.conns[key];
             if conn.out.is_empty() {
-                self.dirty.push(key);
+                self.dirty.push_back(key);
             }
             conn.out.extend_from_slice(&self.frame);
         }
