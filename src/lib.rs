@@ -4,8 +4,9 @@
 //! connection's buffer, [`http`] frames it, [`routes`] decides what it means against the
 //! [`store`], and the answer goes back into the connection's output buffer. A
 //! `POST /orders/<id>` also produces an update: its `{"id","total"}` message is serialised
-//! once and queued to every WebSocket subscribed to the product's category ([`pubsub`]),
-//! and every connection with output is flushed once before the loop polls again.
+//! and framed once into the [`feed`] of the product's category, which every WebSocket
+//! subscribed to that category ([`pubsub`]) takes from when it is next flushed. Connections
+//! with output are flushed once per loop turn, WebSockets in rounds of a bounded size.
 //! WebSocket framing is tungstenite's ([`ws`]), driven over the same socket.
 //!
 //! Start with [`server`] for the loop, then [`conn`] for a connection's life.
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod feed;
 pub mod http;
 pub mod log;
 pub mod pubsub;

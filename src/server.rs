@@ -16,8 +16,9 @@ use slab::Slab;
 use tungstenite::Message;
 
 use crate::config::Config;
-use crate::conn::{Conn, Deadline, State, interrupted, would_block};
+use crate::conn::{Conn, Deadline, State, Wire, interrupted, would_block};
 use crate::error::{Error, HttpError};
+use crate::feed::Feed;
 use crate::http::{Limits, Method, Parsed, Request, Response};
 use crate::log::Log;
 use crate::pubsub::Subscribers;
@@ -59,6 +60,8 @@ pub struct Server {
     conns: Slab<Conn>,
     app: App,
     subs: Subscribers,
+    /// Each category's totals not yet taken by all of its subscribers.
+    feeds: Vec<Feed>,
     config: Config,
     limits: Limits,
     max_connections: usize,
@@ -66,6 +69,10 @@ pub struct Server {
     pending_http: Vec<usize>,
     /// WebSockets with output to flush, in the order they got it.
     pending_ws: VecDeque<usize>,
+    /// After this many more WebSockets are flushed, a new round starts: the subscribers of
+    /// every category published to since the last one are listed to flush. `None` while
+    /// nothing was published since.
+    round_due_in: Option<usize>,
     /// Keys to close after the current turn.
     closing: Vec<usize>,
     /// Keys that still had input when their share of a turn ran out.
@@ -127,7 +134,11 @@ impl Server {
             loopback_hosts_only: addr.ip().is_loopback(),
             extra_origins: config.allow_origins.clone(),
         };
-        let subs = Subscribers::new(store.category_names().count());
+        let categories = store.category_names().count();
+        let subs = Subscribers::new(categories);
+        let feeds = std::iter::repeat_with(Feed::default)
+            .take(categories)
+            .collect();
         let now = Instant::now();
         let shortest = config
             .request_timeout
@@ -149,6 +160,7 @@ impl Server {
                 echo: config.echo,
             },
             subs,
+            feeds,
             limits: Limits {
                 max_head_bytes: config.max_head_bytes,
                 max_body_bytes: config.max_body_bytes,
@@ -156,6 +168,7 @@ impl Server {
             max_connections,
             pending_http: Vec::new(),
             pending_ws: VecDeque::new(),
+            round_due_in: None,
             closing: Vec::new(),
             reread: Vec::new(),
             scratch: vec![0; READ_CHUNK_BYTES],
@@ -352,16 +365,17 @@ impl Server {
         self.shutdown_at = Some(self.now + self.config.shutdown_grace);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            let conn = &mut self.conns[key];
-            let idle = conn.out_backlog() == 0;
-            if let Some((ws, mut wire)) = conn.ws() {
+            if let Some((ws, mut wire)) = self.session(key) {
                 ws.close(&mut wire, 1001, "server shutting down");
-            } else if let State::Http(parser) = &conn.state {
-                if idle && !parser.in_progress() {
-                    self.queue_close(key);
-                    continue;
+            } else {
+                let conn = &mut self.conns[key];
+                if let State::Http(parser) = &conn.state {
+                    if conn.out_backlog() == 0 && !parser.in_progress() {
+                        self.queue_close(key);
+                        continue;
+                    }
+                    conn.close_after_flush = true;
                 }
-                conn.close_after_flush = true;
             }
             self.mark_pending(key);
         }
@@ -532,7 +546,7 @@ impl Server {
             Outcome::Respond(r) => respond(conn, &r, head_only, keep_alive),
             Outcome::Publish(r, update) => {
                 respond(conn, &r, head_only, keep_alive);
-                self.publish(&update);
+                self.publish(update);
             }
             Outcome::Upgrade {
                 channel,
@@ -584,40 +598,67 @@ impl Server {
         self.read_ws(key);
     }
 
-    /// Moves `key`'s subscription to `category` and queues that category's totals.
+    /// Moves `key`'s subscription to `category` and queues that category's totals. What was
+    /// published to its old category before the move is still delivered.
     fn subscribe(&mut self, key: usize, category: Option<CategoryId>) {
+        let _ = self.session(key);
         self.subs.subscribe(key, category);
         let Some((ws, mut wire)) = self.conns[key].ws() else {
             return;
         };
         ws.clear_conflated();
         if let Some(cat) = category {
+            ws.follow(&self.feeds[cat]);
             for p in self.app.store.products(cat) {
                 let update = ws::Prepared::text(routes::total_message(&p.id, p.total));
-                ws.push_total(&mut wire, &update, &p.id, p.total);
+                ws.push_total(&mut wire, &update.frame, &update.text, &p.id, p.total);
             }
         }
         self.mark_pending(key);
     }
 
-    /// Queues the update to every subscriber of its category: serialised and framed once
-    /// (and only when someone listens), the same bytes for all.
-    fn publish(&mut self, update: &Update) {
-        let subscribers = self.subs.of(update.category);
-        if subscribers.is_empty() {
+    /// Appends the update to its category's feed, framed once, if anyone listens. No
+    /// subscriber is touched here: the next round lists every subscriber of the category,
+    /// and each takes the new totals when it is flushed.
+    fn publish(&mut self, update: Update) {
+        if self.subs.of(update.category).is_empty() {
             return;
         }
-        let prepared = ws::Prepared::text(update.to_json());
-        for &key in subscribers {
-            let conn = &mut self.conns[key];
-            if let Some((ws, mut wire)) = conn.ws() {
-                ws.push_total(&mut wire, &prepared, &update.id, update.total);
-                if !conn.pending {
+        let text = update.to_json();
+        self.feeds[update.category].push(text, update.id, update.total);
+        if self.round_due_in.is_none() {
+            // After the WebSockets already waiting: each of them takes this total too.
+            self.round_due_in = Some(self.pending_ws.len());
+        }
+    }
+
+    /// Starts a round of WebSocket flushes: every subscriber of a category published to
+    /// since the last round is listed to flush, unless it is listed already.
+    fn start_round(&mut self) {
+        self.round_due_in = None;
+        for (cat, feed) in self.feeds.iter_mut().enumerate() {
+            if !feed.new_round() {
+                continue;
+            }
+            for &key in self.subs.of(cat) {
+                let conn = &mut self.conns[key];
+                if !conn.pending && !conn.closing {
                     conn.pending = true;
                     self.pending_ws.push_back(key);
                 }
             }
         }
+    }
+
+    /// The WebSocket session of `key`, with the socket it talks through, caught up with its
+    /// category's feed: whatever is queued next goes out after every total published before.
+    fn session(&mut self, key: usize) -> Option<(&mut WsSession, Wire<'_>)> {
+        let feed = self.subs.category_of(key).map(|cat| &self.feeds[cat]);
+        let (ws, mut wire) = self.conns.get_mut(key)?.ws()?;
+        if let Some(feed) = feed {
+            ws.catch_up(&mut wire, feed);
+        }
+        Some((ws, wire))
     }
 
     /// Reads WebSocket messages (at most `MESSAGES_PER_TURN` per turn), answering commands.
@@ -628,7 +669,7 @@ impl Server {
             if conn.closing || conn.lingering {
                 return;
             }
-            let Some((ws, mut wire)) = conn.ws() else {
+            let Some((ws, mut wire)) = self.session(key) else {
                 return;
             };
             match ws.read(&mut wire) {
@@ -711,7 +752,7 @@ impl Server {
 
     /// Sends `{"error": msg}` to a WebSocket client.
     fn reply_error(&mut self, key: usize, msg: String) {
-        if let Some((ws, mut wire)) = self.conns[key].ws() {
+        if let Some((ws, mut wire)) = self.session(key) {
             ws.push_text(&mut wire, serde_json::json!({ "error": msg }).to_string());
         }
         self.mark_pending(key);
@@ -746,9 +787,15 @@ impl Server {
         http.append(&mut self.pending_http);
         self.pending_http = http;
         for _ in 0..WS_FLUSHES_PER_TURN {
+            if self.round_due_in == Some(0) {
+                self.start_round();
+            }
             let Some(key) = self.pending_ws.pop_front() else {
                 break;
             };
+            if let Some(n) = &mut self.round_due_in {
+                *n -= 1;
+            }
             self.flush_one(key);
         }
     }
@@ -763,6 +810,9 @@ impl Server {
         if conn.closing {
             return;
         }
+        // A WebSocket takes what was published since it last did.
+        let _ = self.session(key);
+        let conn = &mut self.conns[key];
         match conn.flush() {
             Ok(Flushed::Blocked) => {}
             Ok(Flushed::All) if conn.close_after_flush && !conn.lingering => self.linger(key),
@@ -853,14 +903,14 @@ impl Server {
                         "{} websocket #{key} did not answer a ping; closing",
                         conn.peer
                     ));
-                    if let Some((ws, mut wire)) = conn.ws() {
+                    if let Some((ws, mut wire)) = self.session(key) {
                         ws.close(&mut wire, 1001, "ping timeout");
                     }
                     self.linger(key);
                 }
                 Deadline::Ping => {
                     conn.deadline = Some((now + self.config.ws_ping_interval, Deadline::Ping));
-                    if let Some((ws, mut wire)) = conn.ws() {
+                    if let Some((ws, mut wire)) = self.session(key) {
                         ws.ping(&mut wire);
                     }
                     self.mark_pending(key);
@@ -899,7 +949,7 @@ impl Server {
                 "simulated {amount} orders of {}: total {}",
                 update.id, update.total
             ));
-            self.publish(&update);
+            self.publish(update);
         }
     }
 

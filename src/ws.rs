@@ -5,8 +5,8 @@
 //! Also the parser for the commands clients send.
 //!
 //! Totals, the one message sent to thousands of sessions at once, are framed once per update
-//! ([`Prepared`]) and the same bytes are appended to each session's queue of frames, as
-//! uWebSockets' prepared messages are. Everything else (replies, pings, pongs, the closing
+//! in their category's [`Feed`], and a session takes all it has not taken yet in one copy
+//! ([`WsSession::catch_up`]) into its own queue of frames. Everything else (replies, pings, pongs, the closing
 //! handshake, and every read) goes through tungstenite, and a total goes through it too
 //! while tungstenite holds unsent frames of its own, so frames leave in the order queued.
 
@@ -19,6 +19,8 @@ use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
+
+use crate::feed::Feed;
 
 /// Size of the buffer tungstenite reads client frames into, allocated for every session.
 /// Clients send tiny commands (`update-category` is 72 bytes on the wire), so 128 bytes
@@ -56,36 +58,42 @@ pub enum Flushed {
     Blocked,
 }
 
-/// One update as a complete text frame, built once and appended to every subscriber's
-/// queue. Server frames are unmasked (RFC 6455 section 5.1), so the bytes are the same for all.
+/// One total for one session, framed: the totals a new subscriber starts with, and the
+/// conflated totals sent once its queue drains. (Published totals are framed once for all
+/// subscribers, in their category's [`Feed`].)
 #[derive(Debug)]
 pub struct Prepared {
-    frame: Vec<u8>,
-    text: Utf8Bytes,
+    pub frame: Vec<u8>,
+    pub text: Utf8Bytes,
 }
 
 impl Prepared {
     pub fn text(text: String) -> Prepared {
-        let len = text.len();
-        let mut frame = Vec::with_capacity(len + 10);
-        frame.push(0x81); // FIN, text
-        match len {
-            0..=125 => frame.push(len as u8),
-            126..=0xffff => {
-                frame.push(126);
-                frame.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            _ => {
-                frame.push(127);
-                frame.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(text.as_bytes());
+        let mut frame = Vec::with_capacity(text.len() + 10);
+        append_text_frame(&mut frame, text.as_bytes());
         Prepared {
             frame,
             text: text.into(),
         }
     }
+}
+
+/// Appends `text` as one unmasked text frame (FIN set) to `out`.
+pub fn append_text_frame(out: &mut Vec<u8>, text: &[u8]) {
+    let len = text.len();
+    out.push(0x81); // FIN, text
+    match len {
+        0..=125 => out.push(len as u8),
+        126..=0xffff => {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(text);
 }
 
 /// Prepared frames waiting for the socket, and how much of them is written.
@@ -160,6 +168,8 @@ pub struct WsSession {
     queue_bytes: usize,
     /// Latest total per product id, kept instead of frames while over the byte budget.
     conflated: BTreeMap<String, u64>,
+    /// How far into its category's feed the session has taken.
+    feed_pos: u64,
     /// An `/echo` session: messages are sent back instead of read as commands.
     pub echo: bool,
 }
@@ -188,6 +198,7 @@ impl WsSession {
             ctx_queued: false,
             queue_bytes,
             conflated: BTreeMap::new(),
+            feed_pos: 0,
             echo: false,
         }
     }
@@ -197,30 +208,66 @@ impl WsSession {
         !self.conflated.is_empty()
     }
 
-    /// Queues `{"id":..,"total":..}`, framed once in `update`. Never writes to the socket;
-    /// past the byte budget it remembers only the latest total of the product.
+    /// Starts taking from `feed` at its end: what was published before is not for us.
+    pub fn follow(&mut self, feed: &Feed) {
+        self.feed_pos = feed.end();
+    }
+
+    /// Takes the totals published to `feed` since the session last took from it. With
+    /// nothing queued ahead of them, they are written straight from the feed, and only what
+    /// the socket does not take is copied into the session's queue; within the budget in one
+    /// copy, else one by one, conflating past the budget. Behind frames of tungstenite's,
+    /// they queue behind those, one by one.
+    pub fn catch_up<S: Read + Write>(&mut self, stream: &mut S, feed: &Feed) {
+        let mut from = std::mem::replace(&mut self.feed_pos, feed.end());
+        if from == feed.end() {
+            return;
+        }
+        let direct = !self.is_conflating() && !self.ctx_queued && self.ctx.can_write();
+        if direct && self.frames.backlog() == 0 {
+            from += write_some(stream, feed.since(from)) as u64;
+            // A frame cut short is finished from the queue, whatever the budget.
+            let boundary = feed.next_frame(from);
+            self.frames
+                .bytes
+                .extend_from_slice(feed.between(from, boundary));
+            from = boundary;
+        }
+        let bytes = feed.since(from);
+        if direct && self.frames.backlog() + bytes.len() <= self.queue_bytes {
+            self.frames.bytes.extend_from_slice(bytes);
+            return;
+        }
+        for (frame, t) in feed.totals_since(from) {
+            self.push_total(stream, frame, &t.text, &t.id, t.total);
+        }
+    }
+
+    /// Queues one total: `frame` is `text` framed. Never writes to the socket; past the
+    /// byte budget it remembers only the latest total of the product.
     pub fn push_total<S: Read + Write>(
         &mut self,
         stream: &mut S,
-        update: &Prepared,
+        frame: &[u8],
+        text: &Utf8Bytes,
         id: &str,
         total: u64,
     ) {
-        if self.is_conflating() || !self.enqueue(stream, update) {
+        if self.is_conflating() || !self.enqueue(stream, frame, text) {
             self.conflated.insert(id.to_string(), total);
         }
     }
 
     /// Queues a total's frame; false when the budget is full.
-    fn enqueue<S: Read + Write>(&mut self, stream: &mut S, update: &Prepared) -> bool {
+    fn enqueue<S: Read + Write>(&mut self, stream: &mut S, frame: &[u8], text: &Utf8Bytes) -> bool {
         if self.ctx_queued || !self.ctx.can_write() {
             // Behind a reply, a ping or a close: keep the order (after a close, it is dropped).
-            return self.queue(stream, Message::Text(update.text.clone()));
+            return self.queue(stream, Message::Text(text.clone()));
         }
-        if self.frames.backlog() + update.frame.len() > self.queue_bytes {
+        if self.frames.backlog() + frame.len() > self.queue_bytes {
             return false;
         }
-        self.frames.bytes.extend_from_slice(&update.frame);
+        self.frames.bytes.extend_from_slice(frame);
         true
     }
 
@@ -276,7 +323,7 @@ impl WsSession {
             let mut queued = 0;
             while let Some((id, total)) = self.conflated.pop_first() {
                 let update = Prepared::text(crate::routes::total_message(&id, total));
-                if !self.enqueue(stream, &update) {
+                if !self.enqueue(stream, &update.frame, &update.text) {
                     self.conflated.insert(id, total);
                     break;
                 }
@@ -317,6 +364,21 @@ impl WsSession {
         self.ctx_queued = true;
         let _ = self.ctx.close(&mut self.frames.before(stream), Some(frame));
     }
+}
+
+/// Writes as much of `bytes` as the socket takes now. An error is left for the next flush
+/// to find.
+fn write_some<S: Write>(stream: &mut S, bytes: &[u8]) -> usize {
+    let mut written = 0;
+    while written < bytes.len() {
+        match stream.write(&bytes[written..]) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    written
 }
 
 /// Maps a tungstenite error to how the session ends. Protocol violations get the close code
@@ -433,7 +495,7 @@ mod tests {
 
     fn push(s: &mut WsSession, stream: &mut MockStream, id: &str, total: u64) {
         let update = Prepared::text(crate::routes::total_message(id, total));
-        s.push_total(stream, &update, id, total);
+        s.push_total(stream, &update.frame, &update.text, id, total);
     }
 
     #[test]
@@ -510,6 +572,91 @@ mod tests {
         );
         assert_eq!(got[3].0, 8, "then the close: {got:?}");
         assert_eq!(got.len(), 4, "nothing after the close: {got:?}");
+    }
+
+    fn publish(feed: &mut Feed, id: &str, total: u64) {
+        feed.push(crate::routes::total_message(id, total), id.into(), total);
+    }
+
+    #[test]
+    fn a_session_takes_from_its_feed_what_it_has_not_taken_yet() {
+        let mut feed = Feed::default();
+        publish(&mut feed, "A1", 1);
+        let mut s = WsSession::new(Vec::new(), 1024, 4096);
+        let mut stream = MockStream::default();
+        s.follow(&feed);
+        publish(&mut feed, "A1", 2);
+        publish(&mut feed, "A2", 3);
+        // The socket is full: both are queued, and taking again takes nothing twice.
+        s.catch_up(&mut stream, &feed);
+        s.catch_up(&mut stream, &feed);
+        assert!(stream.written.is_empty());
+        // Behind a reply that is still in tungstenite: one by one, in order.
+        s.push_text(&mut stream, "reply".into());
+        publish(&mut feed, "A1", 4);
+        s.catch_up(&mut stream, &feed);
+        stream.room = usize::MAX;
+        assert_eq!(s.flush(&mut stream).unwrap(), Flushed::All);
+        publish(&mut feed, "A2", 5);
+        s.catch_up(&mut stream, &feed);
+        assert_eq!(s.flush(&mut stream).unwrap(), Flushed::All);
+        assert_eq!(
+            texts(&stream.written),
+            [
+                r#"{"id":"A1","total":2}"#,
+                r#"{"id":"A2","total":3}"#,
+                "reply",
+                r#"{"id":"A1","total":4}"#,
+                r#"{"id":"A2","total":5}"#,
+            ],
+            "nothing from before it followed, nothing twice"
+        );
+    }
+
+    #[test]
+    fn a_session_over_budget_takes_only_the_latest_totals_from_its_feed() {
+        let mut feed = Feed::default();
+        let mut s = WsSession::new(Vec::new(), 1024, 80);
+        let mut stream = MockStream::default();
+        s.follow(&feed);
+        for total in 1..=100 {
+            publish(&mut feed, "A1", total);
+            publish(&mut feed, "A2", total + 5000);
+        }
+        s.catch_up(&mut stream, &feed);
+        assert!(s.is_conflating());
+        stream.room = usize::MAX;
+        assert_eq!(s.flush(&mut stream).unwrap(), Flushed::All);
+        let got = texts(&stream.written);
+        assert!(got.len() <= 5, "bounded: {got:?}");
+        assert_eq!(
+            got[got.len() - 2..],
+            [r#"{"id":"A1","total":100}"#, r#"{"id":"A2","total":5100}"#]
+        );
+    }
+
+    #[test]
+    fn a_frame_the_socket_takes_only_part_of_is_finished_from_the_queue() {
+        let mut feed = Feed::default();
+        // Room for one frame.
+        let mut s = WsSession::new(Vec::new(), 1024, 30);
+        let mut stream = MockStream {
+            room: 5,
+            ..Default::default()
+        };
+        s.follow(&feed);
+        for total in 1..=50 {
+            publish(&mut feed, "A1", total);
+        }
+        s.catch_up(&mut stream, &feed);
+        assert_eq!(stream.written.len(), 5, "written straight from the feed");
+        stream.room = usize::MAX;
+        assert_eq!(s.flush(&mut stream).unwrap(), Flushed::All);
+        // The first frame whole, then (conflated) the latest.
+        assert_eq!(
+            texts(&stream.written),
+            [r#"{"id":"A1","total":1}"#, r#"{"id":"A1","total":50}"#]
+        );
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //!
 //! One `mio::Poll`, connections in a `Slab`, requests framed by `httparse`. Every request
 //! gets a fixed `{"ok":true}`. A request with `Upgrade: websocket` gets a 101 and the current
-//! frame; every `POST` builds one frame, `{"id":"A1","total":<posts so far>}`, and appends
-//! that same frame to every WebSocket's output. Responses are written straight away; the
-//! WebSockets are written once each, round-robin, at most [`WS_FLUSHES_PER_TURN`] per turn,
-//! as mock-srv does, so both schedule the same work the same way. Nothing is looked up,
-//! validated, logged or serialised beyond that.
+//! frame; every `POST` builds one frame, `{"id":"A1","total":<posts so far>}`, and appends it
+//! to one log of frames shared by all WebSockets. Each WebSocket remembers how far into the
+//! log it has written, and is written from the log itself: nothing is copied per subscriber
+//! unless its socket is full. Responses are written straight away; the WebSockets are
+//! written in rounds, as mock-srv's are: each POST's subscribers are listed at the start of
+//! the next round, and at most [`WS_FLUSHES_PER_TURN`] are written per turn, so both
+//! schedule the same work the same way. Nothing is looked up, validated, logged or
+//! serialised beyond that.
 //!
 //! `yardstick [--port N]` prints `yardstick listening on http://ADDR` on its first line.
 
@@ -31,19 +34,31 @@ const WS_FLUSHES_PER_TURN: usize = 128;
 struct Conn {
     stream: TcpStream,
     inbuf: Vec<u8>,
+    /// Bytes not yet written, before anything from the log.
     out: Vec<u8>,
     /// Position in `Yardstick::subscribers` once this is a WebSocket.
     subscriber: Option<usize>,
+    /// How far into the log this WebSocket has written or copied to `out`.
+    pos: u64,
+    /// Listed in `Yardstick::dirty`.
+    listed: bool,
 }
 
 struct Yardstick {
     conns: Slab<Conn>,
     subscribers: Vec<usize>,
-    /// Keys whose output was appended to since their last flush, oldest first.
+    /// Keys to write, oldest first.
     dirty: VecDeque<usize>,
+    /// After this many more keys are written, a round starts (`None`: no POST since).
+    round_due_in: Option<usize>,
     posts: u64,
     /// The current frame: an unmasked text frame of `{"id":"A1","total":<posts>}`.
     frame: Vec<u8>,
+    /// Frames published and not yet written by every WebSocket; `log[0]` is at `log_start`.
+    log: Vec<u8>,
+    log_start: u64,
+    /// The log's end when the current round started.
+    round_from: u64,
     scratch: Vec<u8>,
 }
 
@@ -77,8 +92,12 @@ fn main() -> io::Result<()> {
         conns: Slab::new(),
         subscribers: Vec::new(),
         dirty: VecDeque::new(),
+        round_due_in: None,
         posts: 0,
         frame: Vec::new(),
+        log: Vec::new(),
+        log_start: 0,
+        round_from: 0,
         scratch: vec![0; READ_CHUNK_BYTES],
     };
     y.build_frame();
@@ -102,10 +121,17 @@ fn main() -> io::Result<()> {
             }
         }
         for _ in 0..WS_FLUSHES_PER_TURN {
+            if y.round_due_in == Some(0) {
+                y.start_round();
+            }
             let Some(key) = y.dirty.pop_front() else {
                 break;
             };
-            if y.conns.contains(key) {
+            if let Some(n) = &mut y.round_due_in {
+                *n -= 1;
+            }
+            if let Some(conn) = y.conns.get_mut(key) {
+                conn.listed = false;
                 y.flush(key);
             }
         }
@@ -130,6 +156,8 @@ impl Yardstick {
                             inbuf: Vec::new(),
                             out: Vec::new(),
                             subscriber: None,
+                            pos: 0,
+                            listed: false,
                         });
                     }
                 }
@@ -203,6 +231,7 @@ impl Yardstick {
                 conn.out.extend_from_slice(b"\r\n\r\n");
                 conn.out.extend_from_slice(&self.frame);
                 conn.inbuf = Vec::new();
+                conn.pos = self.log_start + self.log.len() as u64;
                 conn.subscriber = Some(self.subscribers.len());
                 self.subscribers.push(key);
                 return true;
@@ -219,12 +248,30 @@ impl Yardstick {
     fn publish(&mut self) {
         self.posts += 1;
         self.build_frame();
+        self.log.extend_from_slice(&self.frame);
+        if self.round_due_in.is_none() {
+            self.round_due_in = Some(self.dirty.len());
+        }
+    }
+
+    /// Everyone has written what was logged before the previous round started: drop it,
+    /// and list every subscriber if anything was logged since.
+    fn start_round(&mut self) {
+        self.round_due_in = None;
+        self.log
+            .drain(..(self.round_from - self.log_start) as usize);
+        self.log_start = self.round_from;
+        let end = self.log_start + self.log.len() as u64;
+        if end == self.round_from {
+            return;
+        }
+        self.round_from = end;
         for &key in &self.subscribers {
             let conn = &mut self.conns[key];
-            if conn.out.is_empty() {
+            if !conn.listed {
+                conn.listed = true;
                 self.dirty.push_back(key);
             }
-            conn.out.extend_from_slice(&self.frame);
         }
     }
 
@@ -235,6 +282,8 @@ impl Yardstick {
         self.frame[1] = (self.frame.len() - 2) as u8;
     }
 
+    /// Writes `out`, then (a WebSocket) the log from where it left off; what the socket does
+    /// not take is copied to `out`.
     fn flush(&mut self, key: usize) {
         let conn = &mut self.conns[key];
         let mut written = 0;
@@ -247,6 +296,20 @@ impl Yardstick {
             }
         }
         conn.out.drain(..written);
+        if conn.subscriber.is_none() {
+            return;
+        }
+        let mut from = (conn.pos - self.log_start) as usize;
+        conn.pos = self.log_start + self.log.len() as u64;
+        while conn.out.is_empty() && from < self.log.len() {
+            match conn.stream.write(&self.log[from..]) {
+                Ok(n) => from += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.close(key),
+            }
+        }
+        conn.out.extend_from_slice(&self.log[from..]);
     }
 
     fn close(&mut self, key: usize) {

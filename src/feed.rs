@@ -1,0 +1,162 @@
+//! A category's feed: the totals published to it, each framed once and kept back to back
+//! for all of its subscribers to take from. Publishing appends one frame and touches no
+//! subscriber. Each session remembers how far into its category's feed it has taken and
+//! takes the rest when the server next touches it (its flush, at the latest): one copy of
+//! many frames, instead of one append per update per subscriber.
+//!
+//! Positions count bytes from the feed's start of life and only grow, so a session's
+//! position stays valid while the front of the feed is dropped. The front is dropped once per
+//! round of flushes (see [`Feed::new_round`]), so a feed holds what was published in the
+//! last two rounds, however many subscribers there are and however slow they are: a slow
+//! one takes its frames into its own bounded queue like anyone else.
+
+use std::collections::VecDeque;
+
+use tungstenite::Utf8Bytes;
+
+use crate::ws;
+
+/// The totals of one category that some subscriber may not have taken yet.
+#[derive(Debug, Default)]
+pub struct Feed {
+    /// The frames, oldest first.
+    bytes: Vec<u8>,
+    /// One per frame in `bytes`, in the same order.
+    totals: VecDeque<Total>,
+    /// The position of `bytes[0]`.
+    start: u64,
+    /// The end of the feed when the current round started.
+    round_from: u64,
+}
+
+/// One published total: where its frame is in the feed, and what it says.
+#[derive(Debug)]
+pub struct Total {
+    at: u64,
+    len: usize,
+    /// The frame's payload, `{"id":..,"total":..}`.
+    pub text: Utf8Bytes,
+    pub id: String,
+    pub total: u64,
+}
+
+impl Feed {
+    /// Appends a total. `text` is its message, `{"id":..,"total":..}`.
+    pub fn push(&mut self, text: String, id: String, total: u64) {
+        let at = self.end();
+        ws::append_text_frame(&mut self.bytes, text.as_bytes());
+        self.totals.push_back(Total {
+            at,
+            len: (self.end() - at) as usize,
+            text: text.into(),
+            id,
+            total,
+        });
+    }
+
+    /// The position just past the newest frame: where a new subscriber starts.
+    pub fn end(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+
+    /// The frames from `pos` on, back to back.
+    pub fn since(&self, pos: u64) -> &[u8] {
+        &self.bytes[self.offset(pos)..]
+    }
+
+    /// The bytes from `from` to `to`.
+    pub fn between(&self, from: u64, to: u64) -> &[u8] {
+        &self.bytes[self.offset(from)..self.offset(to)]
+    }
+
+    /// Where the first frame that starts at `pos` or later starts (the end if none does).
+    pub fn next_frame(&self, pos: u64) -> u64 {
+        let i = self.totals.partition_point(|t| t.at < pos);
+        self.totals.get(i).map_or(self.end(), |t| t.at)
+    }
+
+    /// The totals from `pos` on, each with its frame.
+    pub fn totals_since(&self, pos: u64) -> impl Iterator<Item = (&[u8], &Total)> {
+        let first = self.totals.partition_point(|t| t.at < pos);
+        self.totals.range(first..).map(|t| {
+            let from = self.offset(t.at);
+            (&self.bytes[from..from + t.len], t)
+        })
+    }
+
+    /// Starts a round of flushes, in which every subscriber is flushed at least once, so
+    /// takes everything published before the round starts. Everything published before the
+    /// previous round started has therefore been taken by everyone, and is dropped. True
+    /// when something was published since the previous round started: then every subscriber
+    /// must be flushed in this one.
+    pub fn new_round(&mut self) -> bool {
+        let taken = self.offset(self.round_from);
+        self.bytes.drain(..taken);
+        self.start = self.round_from;
+        let first = self.totals.partition_point(|t| t.at < self.start);
+        self.totals.drain(..first);
+        let fresh = self.end() > self.round_from;
+        self.round_from = self.end();
+        fresh
+    }
+
+    /// Bytes held: what a feed costs between rounds.
+    pub fn held_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn offset(&self, pos: u64) -> usize {
+        debug_assert!(
+            pos >= self.start,
+            "position {pos} was dropped (start {})",
+            self.start
+        );
+        (pos.max(self.start) - self.start) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(feed: &mut Feed, total: u64) {
+        feed.push(
+            format!(r#"{{"id":"A1","total":{total}}}"#),
+            "A1".into(),
+            total,
+        );
+    }
+
+    fn totals(feed: &Feed, pos: u64) -> Vec<u64> {
+        feed.totals_since(pos).map(|(_, t)| t.total).collect()
+    }
+
+    #[test]
+    fn frames_are_back_to_back_and_positions_survive_the_rounds() {
+        let mut feed = Feed::default();
+        assert!(!feed.new_round(), "nothing published");
+        push(&mut feed, 1);
+        let after_one = feed.end();
+        push(&mut feed, 2);
+        // The bytes are exactly the frames, each whole and in order.
+        let frames: Vec<&[u8]> = feed.totals_since(0).map(|(f, _)| f).collect();
+        assert_eq!(feed.since(0), frames.concat());
+        assert_eq!(frames[0], b"\x81\x15{\"id\":\"A1\",\"total\":1}");
+        assert_eq!(totals(&feed, after_one), [2]);
+
+        // Round 1 starts: nothing is dropped yet, since nobody has been flushed.
+        assert!(feed.new_round());
+        assert_eq!(totals(&feed, 0), [1, 2]);
+        push(&mut feed, 3);
+        // Round 2: everyone has taken 1 and 2, so they go; 3 stays for this round.
+        assert!(feed.new_round());
+        assert_eq!(totals(&feed, feed.end() - feed.held_bytes() as u64), [3]);
+        assert_eq!(feed.since(feed.end()), b"");
+        // Round 3 with nothing new: the feed empties and asks for no flushes.
+        assert!(!feed.new_round());
+        assert_eq!(feed.held_bytes(), 0);
+        push(&mut feed, 4);
+        let end = feed.end();
+        assert_eq!(totals(&feed, end - feed.held_bytes() as u64), [4]);
+    }
+}
