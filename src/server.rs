@@ -234,6 +234,7 @@ impl Server {
             }
             let idle = self.pending_http.is_empty()
                 && self.pending_ws.is_empty()
+                && self.round_due_in.is_none()
                 && self.reread.is_empty();
             let timeout = if idle {
                 self.next_timer().saturating_duration_since(Instant::now())

@@ -26,7 +26,7 @@ Usage: mock-srv-bench [--quick] [--only PART] [--seconds S] [--rounds N] [--idle
   --only PART        one part: requests, fanout, paced or idle (default: all)
   --seconds S        how long each request-throughput figure is measured (default 3)
   --rounds N         rounds per figure, alternating the servers; the median is shown
-                     (default 3; idle memory and broadcast run once)
+                     (default 5; idle memory and broadcast run once)
   --idle N           the largest count of idle WebSockets (default 100000)
   --mock-srv PATH    the server to measure (default target/release/mock-srv)
   --yardstick PATH   the yardstick server (default target/release/yardstick)
@@ -50,7 +50,7 @@ fn options() -> Result<Options, lexopt::Error> {
         quick: false,
         only: None,
         seconds: 3.0,
-        rounds: 3,
+        rounds: 5,
         idle: 100_000,
         mock_srv: "target/release/mock-srv".into(),
         yardstick: "target/release/yardstick".into(),
@@ -116,24 +116,52 @@ impl Servers {
     }
 
     /// Runs `measure` `rounds` times against each server, alternating, and keeps for each
-    /// server the round with the median `key`: one run on a shared machine can be off by
-    /// 15%.
+    /// server the round with the median `key`, and the ratio of `key` (mock-srv / yardstick)
+    /// in each round: one run on a shared machine can be off by 15% or more.
     fn median<T>(
         &mut self,
         rounds: usize,
         key: impl Fn(&T) -> f64,
         mut measure: impl FnMut(&ServerProc, u8) -> std::io::Result<T>,
-    ) -> Result<[T; 2], String> {
+    ) -> Result<Rounds<T>, String> {
         let mut runs: [Vec<T>; 2] = [Vec::new(), Vec::new()];
+        let mut ratios = Vec::new();
         for _ in 0..rounds.max(1) {
             let [y, m] = self.each(&mut measure)?;
+            ratios.push(key(&m) / key(&y));
             runs[0].push(y);
             runs[1].push(m);
         }
-        Ok(runs.map(|mut v| {
+        let median = runs.map(|mut v| {
             v.sort_by(|a, b| key(a).total_cmp(&key(b)));
             v.swap_remove(v.len() / 2)
-        }))
+        });
+        Ok(Rounds { median, ratios })
+    }
+}
+
+/// Each server's median round, and mock-srv / yardstick in each round.
+struct Rounds<T> {
+    median: [T; 2],
+    ratios: Vec<f64>,
+}
+
+impl<T> Rounds<T> {
+    /// The median of the rounds' ratios. Each round's pair ran back to back, so this is
+    /// steadier than the ratio of the medians when the machine's speed drifts.
+    fn ratio(&self) -> f64 {
+        let mut r = self.ratios.clone();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    }
+
+    /// A note with every round's ratio, to show the spread.
+    fn spread(&self, what: &str) -> String {
+        let each: Vec<String> = self.ratios.iter().map(|r| format!("{r:.2}")).collect();
+        format!(
+            "{what}: mock-srv / yardstick in each round: {}",
+            each.join(", ")
+        )
     }
 }
 
@@ -170,10 +198,10 @@ impl Table {
         &mut self,
         figure: String,
         rates: [f64; 2],
+        ratio: f64,
         min_ratio: Option<f64>,
         cpu: [CpuShare; 2],
     ) -> f64 {
-        let ratio = rates[1] / rates[0];
         let target = match min_ratio {
             Some(min) => self.verdict(format!("≥ {min:.2}"), ratio >= min),
             None => String::new(),
@@ -289,14 +317,18 @@ fn run(o: &Options) -> Result<(), String> {
             ("POST", "/orders/A1", Some("{\"amount\":1}")),
             ("GET", "/electronics", None),
         ] {
-            let r = servers.median(
+            let rounds = servers.median(
                 rounds,
                 |t: &scenarios::Throughput| t.per_second,
                 |s, net| scenarios::throughput(s, net, (method, path, body), 50, warmup, measure),
             )?;
+            let r = &rounds.median;
+            let what = format!("`{method} {path}`, 50 keep-alive connections: requests/s");
+            table.notes.push(rounds.spread(&what));
             table.rate(
-                format!("`{method} {path}`, 50 keep-alive connections: requests/s"),
+                what,
                 [r[0].per_second, r[1].per_second],
+                rounds.ratio(),
                 Some(0.8),
                 [r[0].cpu, r[1].cpu],
             );
@@ -312,18 +344,22 @@ fn run(o: &Options) -> Result<(), String> {
         for (subscribers, posts) in fan {
             for posters in [1, 8] {
                 eprintln!("fan-out to {subscribers} subscribers from {posters} posters...");
-                let r = servers.median(
+                let rounds = servers.median(
                     rounds,
                     |f: &Fanout| f.deliveries_per_second,
                     |s, net| scenarios::fanout(s, net, subscribers, posters, posts, None),
                 )?;
+                let r = &rounds.median;
                 let what = format!(
                     "fan-out, {} subscribers, {posts} POSTs from {posters} connection{}",
                     count(subscribers),
                     if posters == 1 { "" } else { "s" }
                 );
                 let rates = [r[0].deliveries_per_second, r[1].deliveries_per_second];
-                let ratio = rates[1] / rates[0];
+                let ratio = rounds.ratio();
+                table
+                    .notes
+                    .push(rounds.spread(&format!("{what}: deliveries/s")));
                 let mut target = table.verdict("≥ 0.90".into(), ratio >= 0.9);
                 if subscribers == 1_000 && posters == 8 {
                     target = table.verdict(
@@ -367,11 +403,13 @@ fn run(o: &Options) -> Result<(), String> {
             (1_000, 3_000, 1_000, 8)
         };
         eprintln!("paced orders to {subscribers} subscribers...");
-        let r = servers.median(
-            rounds,
-            |f: &Fanout| f.latency.p99.as_secs_f64(),
-            |s, net| scenarios::fanout(s, net, subscribers, posters, posts, Some(rate)),
-        )?;
+        let r = servers
+            .median(
+                rounds,
+                |f: &Fanout| f.latency.p99.as_secs_f64(),
+                |s, net| scenarios::fanout(s, net, subscribers, posters, posts, Some(rate)),
+            )?
+            .median;
         let what = format!(
             "{} subscribers, a POST due every {} µs from {posters} connections ({} POSTs)",
             count(subscribers),

@@ -102,7 +102,8 @@ fn main() -> io::Result<()> {
     };
     y.build_frame();
     loop {
-        let timeout = (!y.dirty.is_empty()).then_some(Duration::ZERO);
+        let busy = !y.dirty.is_empty() || y.round_due_in.is_some();
+        let timeout = busy.then_some(Duration::ZERO);
         match poll.poll(&mut events, timeout) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => r?,
