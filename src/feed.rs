@@ -8,11 +8,11 @@
 //! position stays valid while the front of the feed is dropped. The front is dropped once per
 //! round of flushes (see [`Feed::new_round`]), so a feed holds what was published in the
 //! last two rounds, however many subscribers there are and however slow they are: a slow
-//! one takes its frames into its own bounded queue like anyone else.
+//! one takes its frames into its own bounded queue like anyone else. The server also hands
+//! a feed out to all of its subscribers at once when it outgrows one subscriber's queue
+//! budget, so a flood of orders within one round cannot grow it either.
 
 use std::collections::VecDeque;
-
-use tungstenite::Utf8Bytes;
 
 use crate::ws;
 
@@ -34,21 +34,18 @@ pub struct Feed {
 pub struct Total {
     at: u64,
     len: usize,
-    /// The frame's payload, `{"id":..,"total":..}`.
-    pub text: Utf8Bytes,
     pub id: String,
     pub total: u64,
 }
 
 impl Feed {
     /// Appends a total. `text` is its message, `{"id":..,"total":..}`.
-    pub fn push(&mut self, text: String, id: String, total: u64) {
+    pub fn push(&mut self, text: &str, id: String, total: u64) {
         let at = self.end();
         ws::append_text_frame(&mut self.bytes, text.as_bytes());
         self.totals.push_back(Total {
             at,
             len: (self.end() - at) as usize,
-            text: text.into(),
             id,
             total,
         });
@@ -100,9 +97,17 @@ impl Feed {
         fresh
     }
 
-    /// Bytes held: what a feed costs between rounds.
+    /// Bytes of frames held.
     pub fn held_bytes(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// Drops everything, once every subscriber has taken it all.
+    pub fn clear(&mut self) {
+        self.start = self.end();
+        self.round_from = self.start;
+        self.bytes.clear();
+        self.totals.clear();
     }
 
     fn offset(&self, pos: u64) -> usize {
@@ -121,7 +126,7 @@ mod tests {
 
     fn push(feed: &mut Feed, total: u64) {
         feed.push(
-            format!(r#"{{"id":"A1","total":{total}}}"#),
+            &format!(r#"{{"id":"A1","total":{total}}}"#),
             "A1".into(),
             total,
         );
@@ -158,5 +163,12 @@ mod tests {
         push(&mut feed, 4);
         let end = feed.end();
         assert_eq!(totals(&feed, end - feed.held_bytes() as u64), [4]);
+        // Cleared: new subscribers and caught-up ones alike start at the end.
+        feed.clear();
+        assert_eq!((feed.held_bytes(), feed.end()), (0, end));
+        assert_eq!(totals(&feed, end), [] as [u64; 0]);
+        assert!(!feed.new_round(), "nothing since the clear");
+        push(&mut feed, 5);
+        assert_eq!(totals(&feed, end), [5]);
     }
 }

@@ -611,8 +611,8 @@ impl Server {
         if let Some(cat) = category {
             ws.follow(&self.feeds[cat]);
             for p in self.app.store.products(cat) {
-                let update = ws::Prepared::text(routes::total_message(&p.id, p.total));
-                ws.push_total(&mut wire, &update.frame, &update.text, &p.id, p.total);
+                let frame = ws::text_frame(&routes::total_message(&p.id, p.total));
+                ws.push_total(&mut wire, &frame, &p.id, p.total);
             }
         }
         self.mark_pending(key);
@@ -626,11 +626,34 @@ impl Server {
             return;
         }
         let text = update.to_json();
-        self.feeds[update.category].push(text, update.id, update.total);
+        let feed = &mut self.feeds[update.category];
+        feed.push(&text, update.id, update.total);
+        if feed.held_bytes() > self.config.ws_queue_bytes {
+            self.hand_out(update.category);
+        }
         if self.round_due_in.is_none() {
             // After the WebSockets already waiting: each of them takes this total too.
             self.round_due_in = Some(self.pending_ws.len());
         }
+    }
+
+    /// Every subscriber of `cat` takes the feed now, into its own queue (conflating past its
+    /// budget, as it would have at its flush), and the feed is emptied. Orders pouring in
+    /// faster than a round goes by cost one pass over the subscribers per queue budget of
+    /// updates, and memory stays bounded.
+    fn hand_out(&mut self, cat: CategoryId) {
+        let feed = &self.feeds[cat];
+        for &key in self.subs.of(cat) {
+            let conn = &mut self.conns[key];
+            if let Some((ws, mut wire)) = conn.ws() {
+                ws.catch_up(&mut wire, feed);
+            }
+            if !conn.pending && !conn.closing {
+                conn.pending = true;
+                self.pending_ws.push_back(key);
+            }
+        }
+        self.feeds[cat].clear();
     }
 
     /// Starts a round of WebSocket flushes: every subscriber of a category published to

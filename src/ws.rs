@@ -58,24 +58,25 @@ pub enum Flushed {
     Blocked,
 }
 
-/// One total for one session, framed: the totals a new subscriber starts with, and the
+/// `text` as one unmasked text frame: the totals a new subscriber starts with, and the
 /// conflated totals sent once its queue drains. (Published totals are framed once for all
 /// subscribers, in their category's [`Feed`].)
-#[derive(Debug)]
-pub struct Prepared {
-    pub frame: Vec<u8>,
-    pub text: Utf8Bytes,
+pub fn text_frame(text: &str) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(text.len() + 10);
+    append_text_frame(&mut frame, text.as_bytes());
+    frame
 }
 
-impl Prepared {
-    pub fn text(text: String) -> Prepared {
-        let mut frame = Vec::with_capacity(text.len() + 10);
-        append_text_frame(&mut frame, text.as_bytes());
-        Prepared {
-            frame,
-            text: text.into(),
-        }
-    }
+/// The text of a frame made by [`append_text_frame`], for tungstenite to send.
+fn frame_text(frame: &[u8]) -> Utf8Bytes {
+    let header = match frame[1] {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    String::from_utf8_lossy(&frame[header..])
+        .into_owned()
+        .into()
 }
 
 /// Appends `text` as one unmasked text frame (FIN set) to `out`.
@@ -239,7 +240,7 @@ impl WsSession {
             return;
         }
         for (frame, t) in feed.totals_since(from) {
-            self.push_total(stream, frame, &t.text, &t.id, t.total);
+            self.push_total(stream, frame, &t.id, t.total);
         }
     }
 
@@ -249,20 +250,19 @@ impl WsSession {
         &mut self,
         stream: &mut S,
         frame: &[u8],
-        text: &Utf8Bytes,
         id: &str,
         total: u64,
     ) {
-        if self.is_conflating() || !self.enqueue(stream, frame, text) {
+        if self.is_conflating() || !self.enqueue(stream, frame) {
             self.conflated.insert(id.to_string(), total);
         }
     }
 
     /// Queues a total's frame; false when the budget is full.
-    fn enqueue<S: Read + Write>(&mut self, stream: &mut S, frame: &[u8], text: &Utf8Bytes) -> bool {
+    fn enqueue<S: Read + Write>(&mut self, stream: &mut S, frame: &[u8]) -> bool {
         if self.ctx_queued || !self.ctx.can_write() {
             // Behind a reply, a ping or a close: keep the order (after a close, it is dropped).
-            return self.queue(stream, Message::Text(text.clone()));
+            return self.queue(stream, Message::Text(frame_text(frame)));
         }
         if self.frames.backlog() + frame.len() > self.queue_bytes {
             return false;
@@ -322,8 +322,8 @@ impl WsSession {
             // Drained: send the latest totals, as many as fit; the rest wait for the next pass.
             let mut queued = 0;
             while let Some((id, total)) = self.conflated.pop_first() {
-                let update = Prepared::text(crate::routes::total_message(&id, total));
-                if !self.enqueue(stream, &update.frame, &update.text) {
+                let frame = text_frame(&crate::routes::total_message(&id, total));
+                if !self.enqueue(stream, &frame) {
                     self.conflated.insert(id, total);
                     break;
                 }
@@ -494,8 +494,8 @@ mod tests {
     }
 
     fn push(s: &mut WsSession, stream: &mut MockStream, id: &str, total: u64) {
-        let update = Prepared::text(crate::routes::total_message(id, total));
-        s.push_total(stream, &update.frame, &update.text, id, total);
+        let frame = text_frame(&crate::routes::total_message(id, total));
+        s.push_total(stream, &frame, id, total);
     }
 
     #[test]
@@ -575,7 +575,7 @@ mod tests {
     }
 
     fn publish(feed: &mut Feed, id: &str, total: u64) {
-        feed.push(crate::routes::total_message(id, total), id.into(), total);
+        feed.push(&crate::routes::total_message(id, total), id.into(), total);
     }
 
     #[test]
@@ -660,16 +660,18 @@ mod tests {
     }
 
     #[test]
-    fn prepared_frames_have_the_right_length_header() {
+    fn text_frames_have_the_right_length_header() {
         for len in [0, 125, 126, 65535, 65536] {
-            let p = Prepared::text("x".repeat(len));
+            let text = "x".repeat(len);
+            let frame = text_frame(&text);
             let head = match len {
                 0..=125 => vec![0x81, len as u8],
                 126..=65535 => [vec![0x81, 126], (len as u16).to_be_bytes().to_vec()].concat(),
                 _ => [vec![0x81, 127], (len as u64).to_be_bytes().to_vec()].concat(),
             };
-            assert_eq!(p.frame[..head.len()], head[..], "{len}");
-            assert_eq!(p.frame.len(), head.len() + len);
+            assert_eq!(frame[..head.len()], head[..], "{len}");
+            assert_eq!(frame.len(), head.len() + len);
+            assert_eq!(frame_text(&frame).as_str(), text, "{len}");
         }
     }
 

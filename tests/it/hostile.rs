@@ -142,3 +142,42 @@ fn a_subscriber_that_never_reads_hurts_nobody_and_converges() {
     order(addr, "A1", 1);
     assert_eq!(next_total(&mut slow), ("A1".into(), final_a1 + 1));
 }
+
+/// Orders arriving faster than a round of flushes goes by: a burst of thousands of POSTs
+/// read in a few turns, with a queue budget of 1 KiB per subscriber. The category's feed is
+/// handed out each time it outgrows that budget; a reading subscriber still sees every
+/// total it is sent in order and ends with the current one, and so does one that only
+/// starts reading afterwards.
+#[test]
+fn a_burst_of_orders_larger_than_the_queue_budget_is_handed_out_in_order() {
+    let addr = start_with(mock_srv::Config {
+        ws_queue_bytes: 1024,
+        ..Default::default()
+    });
+    let mut reader = ws_connect(addr, "/orders/electronics");
+    let mut late = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut reader, 2);
+    let mut poster = Client::connect(addr);
+    let orders = 3000;
+    let post = "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"amount\":1}";
+    poster.send(post.repeat(orders).as_bytes());
+    for _ in 0..orders {
+        assert_eq!(poster.read_response().status, 200);
+    }
+    let final_a1 = 3 + orders as u64;
+    let mut last = 3;
+    while last != final_a1 {
+        let (id, total) = next_total(&mut reader);
+        assert_eq!(id, "A1");
+        assert!(total > last, "{total} after {last}");
+        last = total;
+    }
+    let mut last = 0;
+    while last != final_a1 {
+        let (id, total) = next_total(&mut late);
+        if id == "A1" {
+            assert!(total > last, "{total} after {last}");
+            last = total;
+        }
+    }
+}
