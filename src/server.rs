@@ -599,8 +599,9 @@ impl Server {
         self.read_ws(key);
     }
 
-    /// Moves `key`'s subscription to `category` and queues that category's totals. What was
-    /// published to its old category before the move is still delivered.
+    /// Moves `key`'s subscription to `category` and queues that category's totals. Totals
+    /// published to its old category before the move are queued first (unless the session
+    /// is conflating: conflated totals of the old category are dropped).
     fn subscribe(&mut self, key: usize, category: Option<CategoryId>) {
         let _ = self.session(key);
         self.subs.subscribe(key, category);
@@ -646,7 +647,7 @@ impl Server {
         for &key in self.subs.of(cat) {
             let conn = &mut self.conns[key];
             if let Some((ws, mut wire)) = conn.ws() {
-                ws.catch_up(&mut wire, feed);
+                ws.catch_up_queued(&mut wire, feed);
             }
             if !conn.pending && !conn.closing {
                 conn.pending = true;
@@ -731,7 +732,7 @@ impl Server {
                         Some(code) => {
                             // tungstenite gives up without telling the peer why: tell it,
                             // then linger so unread input does not turn the close into a reset.
-                            let _ = wire.write(&ws::close_frame(code, &closed.reason));
+                            ws.fail(&mut wire, code, &closed.reason);
                             self.log.info(format_args!(
                                 "{} websocket #{key} close {code}: {}",
                                 self.conns[key].peer, closed.reason
@@ -834,8 +835,12 @@ impl Server {
         if conn.closing {
             return;
         }
-        // A WebSocket takes what was published since it last did.
-        let _ = self.session(key);
+        if conn.is_websocket() {
+            // What tungstenite holds (a pong, say) goes first, so that the totals the
+            // session takes next can go straight from the feed. Errors show again below.
+            let _ = conn.flush();
+            let _ = self.session(key);
+        }
         let conn = &mut self.conns[key];
         match conn.flush() {
             Ok(Flushed::Blocked) => {}
@@ -865,8 +870,10 @@ impl Server {
         self.read_lingering(key);
     }
 
-    /// Marks the connection to be closed at the end of this turn.
+    /// Marks the connection to be closed at the end of this turn. It leaves the subscriber
+    /// index at once: a closing connection takes no more totals.
     fn queue_close(&mut self, key: usize) {
+        self.subs.unsubscribe(key);
         if let Some(conn) = self.conns.get_mut(key)
             && !conn.closing
         {
@@ -875,12 +882,11 @@ impl Server {
         }
     }
 
-    /// Closes the marked connections: deregisters them and removes them from the slab and
-    /// from the subscriber index, so a reused key inherits nothing.
+    /// Closes the marked connections: deregisters them and removes them from the slab (they
+    /// left the subscriber index when marked), so a reused key inherits nothing.
     fn close_queued(&mut self) {
         for key in std::mem::take(&mut self.closing) {
             let mut conn = self.conns.remove(key);
-            self.subs.unsubscribe(key);
             let _ = self.poll.registry().deregister(&mut conn.stream);
             if conn.is_websocket() {
                 self.log

@@ -220,12 +220,21 @@ impl WsSession {
     /// copy, else one by one, conflating past the budget. Behind frames of tungstenite's,
     /// they queue behind those, one by one.
     pub fn catch_up<S: Read + Write>(&mut self, stream: &mut S, feed: &Feed) {
+        self.take(stream, feed, true);
+    }
+
+    /// As [`WsSession::catch_up`], but only queues: nothing is written now.
+    pub fn catch_up_queued<S: Read + Write>(&mut self, stream: &mut S, feed: &Feed) {
+        self.take(stream, feed, false);
+    }
+
+    fn take<S: Read + Write>(&mut self, stream: &mut S, feed: &Feed, write_now: bool) {
         let mut from = std::mem::replace(&mut self.feed_pos, feed.end());
         if from == feed.end() {
             return;
         }
         let direct = !self.is_conflating() && !self.ctx_queued && self.ctx.can_write();
-        if direct && self.frames.backlog() == 0 {
+        if write_now && direct && self.frames.backlog() == 0 {
             from += write_some(stream, feed.since(from)) as u64;
             // A frame cut short is finished from the queue, whatever the budget.
             let boundary = feed.next_frame(from);
@@ -355,6 +364,15 @@ impl WsSession {
         }
     }
 
+    /// Ends a session tungstenite has given up on (the client broke the protocol), telling
+    /// the client why with `code` if everything queued before can be written now: the close
+    /// frame never lands inside a frame cut short. Otherwise the connection just closes.
+    pub fn fail<S: Read + Write>(&mut self, stream: &mut S, code: u16, reason: &str) {
+        if self.ctx.flush(&mut self.frames.before(stream)).is_ok() {
+            write_some(stream, &close_frame(code, reason));
+        }
+    }
+
     /// Starts the closing handshake with `code` (e.g. 1001 on shutdown) and tries to send it.
     pub fn close<S: Read + Write>(&mut self, stream: &mut S, code: u16, reason: &str) {
         let frame = CloseFrame {
@@ -401,7 +419,7 @@ fn closed(e: WsError) -> Closed {
 
 /// The raw bytes of an unmasked close frame with `code` and a reason cut to fit 123 bytes.
 /// Sent directly when tungstenite has already given the session up.
-pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     let mut cut = reason.len().min(123);
     while !reason.is_char_boundary(cut) {
         cut -= 1;
@@ -657,6 +675,35 @@ mod tests {
             texts(&stream.written),
             [r#"{"id":"A1","total":1}"#, r#"{"id":"A1","total":50}"#]
         );
+    }
+
+    #[test]
+    fn a_failing_session_never_sends_its_close_inside_a_frame() {
+        // The socket takes 5 bytes of the first total, then nothing: no close at all.
+        let mut s = WsSession::new(Vec::new(), 1024, 4096);
+        let mut stream = MockStream {
+            room: 5,
+            ..Default::default()
+        };
+        push(&mut s, &mut stream, "A1", 1);
+        push(&mut s, &mut stream, "A1", 2);
+        assert_eq!(s.flush(&mut stream).unwrap(), Flushed::Blocked);
+        s.fail(&mut stream, 1002, "bad");
+        assert_eq!(stream.written.len(), 5);
+        // With room, the queue is finished first, then the close.
+        let mut s = WsSession::new(Vec::new(), 1024, 4096);
+        let mut stream = MockStream {
+            room: 5,
+            ..Default::default()
+        };
+        push(&mut s, &mut stream, "A1", 1);
+        assert_eq!(s.flush(&mut stream).unwrap(), Flushed::Blocked);
+        stream.room = usize::MAX;
+        s.fail(&mut stream, 1002, "bad");
+        let got = frames(&stream.written);
+        assert_eq!(got[0], (1, br#"{"id":"A1","total":1}"#.to_vec()));
+        assert_eq!(got[1].0, 8, "then the close: {got:?}");
+        assert_eq!(got.len(), 2);
     }
 
     #[test]

@@ -230,6 +230,8 @@ impl Yardstick {
                 );
                 conn.out.extend_from_slice(accept.as_bytes());
                 conn.out.extend_from_slice(b"\r\n\r\n");
+                self.build_frame();
+                let conn = &mut self.conns[key];
                 conn.out.extend_from_slice(&self.frame);
                 conn.inbuf = Vec::new();
                 conn.pos = self.log_start + self.log.len() as u64;
@@ -246,8 +248,13 @@ impl Yardstick {
         true
     }
 
+    /// Counts the POST and, if anyone listens, logs its frame (mock-srv also frames an
+    /// update only when its category has subscribers).
     fn publish(&mut self) {
         self.posts += 1;
+        if self.subscribers.is_empty() {
+            return;
+        }
         self.build_frame();
         self.log.extend_from_slice(&self.frame);
         if self.round_due_in.is_none() {
@@ -290,6 +297,7 @@ impl Yardstick {
         let mut written = 0;
         while written < conn.out.len() {
             match conn.stream.write(&conn.out[written..]) {
+                Ok(0) => return self.close(key),
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -304,6 +312,7 @@ impl Yardstick {
         conn.pos = self.log_start + self.log.len() as u64;
         while conn.out.is_empty() && from < self.log.len() {
             match conn.stream.write(&self.log[from..]) {
+                Ok(0) => return self.close(key),
                 Ok(n) => from += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
