@@ -836,9 +836,7 @@ impl Server {
             return;
         }
         if conn.is_websocket() {
-            // What tungstenite holds (a pong, say) goes first, so that the totals the
-            // session takes next can go straight from the feed. Errors show again below.
-            let _ = conn.flush();
+            // The session takes what was published since it last did.
             let _ = self.session(key);
         }
         let conn = &mut self.conns[key];

@@ -233,9 +233,17 @@ impl WsSession {
         if from == feed.end() {
             return;
         }
+        if write_now && self.ctx_queued && self.ctx.flush(&mut self.frames.before(stream)).is_ok() {
+            // What tungstenite held (a pong, say) is written: the totals can go straight
+            // from the feed. (A failed flush is found again by the next one.)
+            self.ctx_queued = false;
+        }
         let direct = !self.is_conflating() && !self.ctx_queued && self.ctx.can_write();
         if write_now && direct && self.frames.backlog() == 0 {
             from += write_some(stream, feed.since(from)) as u64;
+            if from == feed.end() {
+                return;
+            }
             // A frame cut short is finished from the queue, whatever the budget.
             let boundary = feed.next_frame(from);
             self.frames
@@ -317,7 +325,13 @@ impl WsSession {
     /// written too. `Err` means the session is over and the connection must close.
     pub fn flush<S: Read + Write>(&mut self, stream: &mut S) -> Result<Flushed, Closed> {
         loop {
-            match self.ctx.flush(&mut self.frames.before(stream)) {
+            let flushed = if self.ctx_queued {
+                self.ctx.flush(&mut self.frames.before(stream))
+            } else {
+                // tungstenite holds nothing: only our frames to write.
+                self.frames.before(stream).flush().map_err(WsError::Io)
+            };
+            match flushed {
                 Ok(()) => self.ctx_queued = false,
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(Flushed::Blocked);
