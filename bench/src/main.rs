@@ -339,7 +339,7 @@ fn run(o: &Options) -> Result<(), String> {
         let fan = if o.quick {
             vec![(100, 50)]
         } else {
-            vec![(1_000, 1_000), (10_000, 100)]
+            vec![(1_000, 3_000), (10_000, 300)]
         };
         for (subscribers, posts) in fan {
             for posters in [1, 8] {
