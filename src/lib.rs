@@ -1,29 +1,34 @@
 //! mock-srv: a real-time orders service on one thread.
 //!
-//! A request arrives on a non-blocking socket; [`server::Server`] reads it into the
-//! connection's buffer, [`http`] frames it, [`routes`] decides what it means against the
-//! [`store`], and the answer goes back into the connection's output buffer. A
-//! `POST /orders/<id>` also produces an update: its `{"id","total"}` message is serialised
-//! and framed once into the [`feed`] of the product's category, which every WebSocket
-//! subscribed to that category ([`pubsub`]) takes from when it is next flushed. Connections
-//! with output are flushed once per loop turn, WebSockets in rounds of a bounded size.
-//! WebSocket framing is tungstenite's ([`ws`]), driven over the same socket.
+//! A request arrives on a non-blocking socket. The [`server`] loop reads it into its
+//! connection ([`conn`]), [`http`] frames it, and [`routes`] decides what it means: a
+//! response, a WebSocket upgrade, or a change to the [`state`]. A change is submitted to the
+//! backend and its response is held until the backend says it is applied; every change of a
+//! total then comes back out of the backend as an update, the only way into the [`fanout`]:
+//! its `{"id","total"}` message ([`message`]) is framed once into the category's feed, which
+//! every WebSocket subscribed to that category takes from when it is next written.
 //!
-//! Start with [`server`] for the loop, then [`conn`] for a connection's life.
+//! Each connection has one output queue ([`outbox`]); before each poll the loop writes the
+//! connections with output, HTTP responses first, then WebSockets in bounded slices.
+//! WebSocket sessions ([`ws`]) are tungstenite's, driven over the same socket.
+//!
+//! Start with [`server`] for the loop, then [`conn`] for a connection's life and [`state`]
+//! for the way every change goes.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod conn;
 pub mod error;
-pub mod feed;
+pub mod fanout;
 pub mod http;
 pub mod log;
-pub mod pubsub;
+pub mod message;
+pub mod outbox;
 pub mod routes;
 pub mod server;
+pub mod state;
 pub mod static_files;
-pub mod store;
 pub mod ws;
 
 pub use config::Config;

@@ -1,19 +1,24 @@
-//! The routes: a complete request and the application state in, an [`Outcome`] out
-//! (a response, a WebSocket upgrade, or a response plus an update to publish). No sockets
-//! here; the server carries the outcome out.
+//! The routes: a complete request and what it may read in, an [`Outcome`] out: a
+//! response, a WebSocket upgrade, or a change to apply, with what to answer once the
+//! backend has applied it ([`finish`]). Request bodies are read and checked here; the rules
+//! of the state are the catalog's, and its refusals become statuses here. No sockets.
 
 use serde_json::Value;
 use tungstenite::Bytes;
 
 use crate::error::HttpError;
 use crate::http::{Method, Request, Response};
+use crate::state::{Applied, Catalog, CategoryId, MAX_TOTAL, NewProduct, Op, Refusal};
 use crate::static_files::StaticFiles;
-use crate::store::{self, CategoryId, Store};
 
-/// Everything a route may read or change.
+/// Longest `name`, `rrp` and `info` of a new product, in characters.
+const MAX_NAME_CHARS: usize = 200;
+const MAX_RRP_CHARS: usize = 20;
+const MAX_INFO_CHARS: usize = 2000;
+
+/// What the routes know besides the state.
 #[derive(Debug)]
 pub struct App {
-    pub store: Store,
     pub files: StaticFiles,
     pub access: Access,
     /// Serve the `/echo` WebSocket endpoint (`--echo`).
@@ -91,8 +96,17 @@ pub enum Outcome {
         channel: Channel,
         accept_key: String,
     },
-    /// Send the response and push the new total to the category's subscribers.
-    Publish(Response, Update),
+    /// Apply the change, then answer as `Then` says ([`finish`]).
+    Apply(Op, Then),
+}
+
+/// What a request that changes the state is answered with once the change is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// `200 {"ok":true}` (an order).
+    Ok,
+    /// `201` and the category's updated listing (a new product).
+    Listing(CategoryId),
 }
 
 /// What a WebSocket is for.
@@ -104,57 +118,57 @@ pub enum Channel {
     Echo,
 }
 
-/// A product's new total, to push to its category's subscribers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Update {
-    pub category: CategoryId,
-    pub id: String,
-    pub total: u64,
-}
-
-impl Update {
-    /// The message subscribers receive: `{"id":"A1","total":13}`.
-    pub fn to_json(&self) -> String {
-        total_message(&self.id, self.total)
-    }
-}
-
-/// `{"id":..,"total":..}`, the one message shape subscribers receive.
-pub fn total_message(id: &str, total: u64) -> String {
-    // A struct rather than `json!`: no map is built for a message sent on every order.
-    #[derive(serde::Serialize)]
-    struct Total<'a> {
-        id: &'a str,
-        total: u64,
-    }
-    serde_json::to_string(&Total { id, total }).unwrap_or_default()
-}
-
 const ALLOW_ORDERS: &str = "GET, POST, OPTIONS";
 const ALLOW_CATEGORY: &str = "GET, HEAD, POST, OPTIONS";
 const ALLOW_FILE: &str = "GET, HEAD, OPTIONS";
 
 /// Routes one request. Every response gets the CORS headers its Origin deserves.
-pub fn handle(req: &Request, app: &mut App) -> Outcome {
-    let cors_origin = req
-        .origin
-        .as_deref()
-        .filter(|o| app.access.origin_allowed(o, req.host.as_deref()));
-    let mut outcome = match check_access(req, &app.access).and_then(|()| route(req, app)) {
+pub fn handle(req: &Request, app: &App, catalog: &Catalog) -> Outcome {
+    let outcome = check_access(req, &app.access).and_then(|()| route(req, app, catalog));
+    match outcome {
+        Ok(Outcome::Respond(r)) => Outcome::Respond(grant_cors(req, app, r)),
         Ok(outcome) => outcome,
-        Err(err) => Outcome::Respond(Response::error(&err)),
+        Err(err) => Outcome::Respond(grant_cors(req, app, Response::error(&err))),
+    }
+}
+
+/// The answer to a request whose change has been applied (or refused), as `then` says.
+pub fn finish(
+    req: &Request,
+    app: &App,
+    catalog: &Catalog,
+    then: Then,
+    result: Result<Applied, Refusal>,
+) -> Response {
+    let response = match (result, then) {
+        (Ok(_), Then::Ok) => Response::json(200, Bytes::from_static(br#"{"ok":true}"#)),
+        (Ok(_), Then::Listing(cat)) => products(catalog, cat, 201),
+        (Err(refusal), _) => Response::error(&refused(&refusal)),
     };
-    let response = match &mut outcome {
-        Outcome::Respond(r) | Outcome::Publish(r, _) => r,
-        Outcome::Upgrade { .. } => return outcome,
+    grant_cors(req, app, response)
+}
+
+/// The status a refusal is answered with, and its words.
+fn refused(refusal: &Refusal) -> HttpError {
+    let status = match refusal {
+        Refusal::UnknownProduct(_) => 404,
+        Refusal::OutOfRange { .. } => 400,
+        Refusal::CategoryFull(_) => 409,
     };
-    if let Some(origin) = cors_origin {
+    HttpError::new(status, refusal.to_string())
+}
+
+/// Adds the CORS grant when the request's Origin is allowed.
+fn grant_cors(req: &Request, app: &App, mut response: Response) -> Response {
+    if let Some(origin) = req.origin.as_deref()
+        && app.access.origin_allowed(origin, req.host.as_deref())
+    {
         response
             .headers
             .push(("Access-Control-Allow-Origin", origin.to_string()));
         response.headers.push(("Vary", "Origin".into()));
     }
-    outcome
+    response
 }
 
 /// Refuses foreign Host headers while on loopback, and Origins that are not allowed.
@@ -180,7 +194,7 @@ fn check_access(req: &Request, access: &Access) -> Result<(), HttpError> {
     Ok(())
 }
 
-fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
+fn route(req: &Request, app: &App, catalog: &Catalog) -> Result<Outcome, HttpError> {
     let method = req.method();
     let path = req.path();
     if method == Method::Options {
@@ -201,7 +215,7 @@ fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
         }
         ["orders", name] => match method {
             Method::Get if req.wants_websocket => {
-                upgrade(req, Channel::Orders(app.store.category(name)))
+                upgrade(req, Channel::Orders(catalog.category(name)))
             }
             Method::Get | Method::Head => Err(HttpError::new(
                 426,
@@ -211,48 +225,45 @@ fn route(req: &Request, app: &mut App) -> Result<Outcome, HttpError> {
             )
             .with_header("Upgrade", "websocket")),
             Method::Post => {
-                if !app.store.contains(name) {
+                if !catalog.contains(name) {
                     return Err(HttpError::new(404, format!("Order {name} not found")));
                 }
-                let amount = order_amount(req)?;
-                let (category, total) = app.store.add_amount(name, amount)?;
-                let update = Update {
-                    category,
+                let amount = bounded_amount(order_amount(req)?)?;
+                let op = Op::AddAmount {
                     id: (*name).to_string(),
-                    total,
+                    amount,
                 };
-                Ok(Outcome::Publish(
-                    Response::json(200, Bytes::from_static(br#"{"ok":true}"#)),
-                    update,
-                ))
+                Ok(Outcome::Apply(op, Then::Ok))
             }
             _ => Err(not_allowed(method, ALLOW_ORDERS)),
         },
-        [name] if app.store.category(name).is_some() => {
-            let cat = app.store.category(name).expect("checked by the guard");
+        [name] if catalog.category(name).is_some() => {
+            let cat = catalog.category(name).expect("checked by the guard");
             match method {
-                Method::Get | Method::Head => Ok(Outcome::Respond(products(&app.store, cat, 200))),
+                Method::Get | Method::Head => Ok(Outcome::Respond(products(catalog, cat, 200))),
                 Method::Post => {
-                    let body = json_body(req)?;
-                    let id = app.store.add_product(cat, &body)?.id.clone();
-                    // Subscribers learn of the new product the way they learn of any change.
-                    let update = Update {
+                    let product = new_product(&json_body(req)?)?;
+                    let op = Op::AddProduct {
                         category: cat,
-                        id,
-                        total: 0,
+                        product,
                     };
-                    Ok(Outcome::Publish(products(&app.store, cat, 201), update))
+                    Ok(Outcome::Apply(op, Then::Listing(cat)))
                 }
                 _ => Err(not_allowed(method, ALLOW_CATEGORY)),
             }
         }
-        _ => static_file(req, app, segments),
+        _ => static_file(req, app, catalog, segments),
     }
 }
 
 /// `GET /` and `GET /<file>`; anything else on a path that is not a route is 404 (405 for
 /// another method on a file that exists).
-fn static_file(req: &Request, app: &App, segments: &[&str]) -> Result<Outcome, HttpError> {
+fn static_file(
+    req: &Request,
+    app: &App,
+    catalog: &Catalog,
+    segments: &[&str],
+) -> Result<Outcome, HttpError> {
     let path = req.path();
     let file = app.files.get(path);
     match (req.method(), file) {
@@ -268,7 +279,7 @@ fn static_file(req: &Request, app: &App, segments: &[&str]) -> Result<Outcome, H
         (method, Some(_)) => Err(not_allowed(method, ALLOW_FILE)),
         (_, None) => match segments {
             [name] if !name.contains('.') && !name.is_empty() => {
-                let known: Vec<&str> = app.store.category_names().collect();
+                let known: Vec<&str> = catalog.category_names().collect();
                 Err(HttpError::new(
                     404,
                     format!(
@@ -292,8 +303,8 @@ fn not_allowed(method: Method, allow: &'static str) -> HttpError {
 }
 
 /// The category's products as `[{id,name,rrp,info}]`.
-fn products(store: &Store, cat: CategoryId, status: u16) -> Response {
-    Response::json(status, store.listing(cat).clone())
+fn products(catalog: &Catalog, cat: CategoryId, status: u16) -> Response {
+    Response::json(status, catalog.listing(cat).clone())
 }
 
 /// The 204 answer to `OPTIONS`, with what a CORS preflight needs (the Origin grant itself
@@ -310,7 +321,7 @@ fn preflight(req: &Request) -> Response {
         .header("Access-Control-Max-Age", "600")
 }
 
-/// The amount of an order body, with the refusals of [`store::parse_amount`]. The body
+/// The amount of an order body, with the refusals of [`parse_amount`]. The body
 /// every client sends, `{"amount": <integer>}` and nothing else, is read straight into an
 /// integer; any other body goes through a `Value`, so each refusal keeps its message.
 fn order_amount(req: &Request) -> Result<i128, HttpError> {
@@ -325,7 +336,118 @@ fn order_amount(req: &Request) -> Result<i128, HttpError> {
     if object && let Ok(order) = serde_json::from_slice::<Order>(&req.body) {
         return Ok(order.amount.into());
     }
-    store::parse_amount(&json_body(req)?)
+    parse_amount(&json_body(req)?)
+}
+
+/// An amount that can be applied to some total: one outside `-MAX_TOTAL..=MAX_TOTAL` would
+/// take any total out of `0..=MAX_TOTAL`.
+fn bounded_amount(amount: i128) -> Result<i64, HttpError> {
+    if amount.unsigned_abs() > u128::from(MAX_TOTAL) {
+        return Err(HttpError::new(
+            400,
+            format!("amount {amount} would take any total outside 0..={MAX_TOTAL}"),
+        ));
+    }
+    Ok(amount as i64)
+}
+
+/// The amount of an order body: a JSON integer. Fractions, exponents, strings and null are
+/// refused even when JavaScript would call them whole (`1.0`, `1e3`).
+pub fn parse_amount(body: &Value) -> Result<i128, HttpError> {
+    let Some(obj) = body.as_object() else {
+        return Err(HttpError::new(
+            400,
+            "body must be a JSON object like {\"amount\": 10}",
+        ));
+    };
+    let Some(amount) = obj.get("amount") else {
+        return Err(HttpError::new(
+            400,
+            "body must have required property 'amount'",
+        ));
+    };
+    let integer = match amount {
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from)),
+        _ => None,
+    };
+    integer.ok_or_else(|| {
+        HttpError::new(
+            400,
+            format!("Supplied amount must be an integer, got {amount}"),
+        )
+    })
+}
+
+/// A new product from a POST body `{name, rrp, info}`; 400 naming the field when wrong.
+fn new_product(body: &Value) -> Result<NewProduct, HttpError> {
+    let Some(obj) = body.as_object() else {
+        return Err(HttpError::new(
+            400,
+            "body must be a JSON object {name, rrp, info}",
+        ));
+    };
+    Ok(NewProduct {
+        name: text_field(obj, "name", MAX_NAME_CHARS)?,
+        rrp: rrp_field(obj)?,
+        info: text_field(obj, "info", MAX_INFO_CHARS)?,
+    })
+}
+
+/// A required string field of a new product, trimmed, non-empty and at most `max` chars.
+fn text_field(
+    obj: &serde_json::Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<String, HttpError> {
+    let value = match obj.get(field) {
+        None => {
+            return Err(HttpError::new(
+                400,
+                format!("body must have required property '{field}'"),
+            ));
+        }
+        Some(Value::String(s)) => s.trim(),
+        Some(_) => return Err(HttpError::new(400, format!("body/{field} must be string"))),
+    };
+    if value.is_empty() {
+        return Err(HttpError::new(
+            400,
+            format!("body/{field} must not be empty"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(HttpError::new(
+            400,
+            format!("body/{field} must not contain control characters"),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(HttpError::new(
+            400,
+            format!("body/{field} must be at most {max} characters"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// The `rrp` of a new product: a price such as "9.99" (a JSON number is taken as written).
+fn rrp_field(obj: &serde_json::Map<String, Value>) -> Result<String, HttpError> {
+    let text = match obj.get("rrp") {
+        Some(Value::Number(n)) => n.to_string(),
+        _ => text_field(obj, "rrp", MAX_RRP_CHARS)?,
+    };
+    let (whole, frac) = text.split_once('.').unwrap_or((&text, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if text.len() > MAX_RRP_CHARS || !digits(whole) || !digits(frac) {
+        return Err(HttpError::new(
+            400,
+            format!("body/rrp must be a price like \"9.99\", got {text:?}"),
+        ));
+    }
+    Ok(text)
 }
 
 /// Parses a JSON request body; 415 for a Content-Type that is not JSON, 400 for bad JSON.
@@ -448,7 +570,7 @@ mod tests {
                 content_type: Some("Application/JSON; charset=utf-8".into()),
                 ..Request::default()
             };
-            let reference = json_body(&req).and_then(|v| store::parse_amount(&v));
+            let reference = json_body(&req).and_then(|v| parse_amount(&v));
             assert_eq!(order_amount(&req), reference, "{body}");
         }
         let xml = Request {
@@ -475,5 +597,64 @@ mod tests {
         assert!(!a.origin_allowed("https://evil.com", Some("localhost:3000")));
         assert!(!a.origin_allowed("http://localhost.evil.com", None));
         assert!(!a.origin_allowed("null", None));
+    }
+
+    /// Moved from the catalog's tests: the body half of the amount rules.
+    #[test]
+    fn order_bodies_must_hold_an_integer_amount_within_reach_of_a_total() {
+        use serde_json::json;
+        let amount = |v: Value| parse_amount(&v).and_then(bounded_amount);
+        assert_eq!(amount(json!({"amount": 10})), Ok(10));
+        assert_eq!(amount(json!({"amount": -13})), Ok(-13));
+        assert_eq!(amount(json!({"amount": MAX_TOTAL})), Ok(MAX_TOTAL as i64));
+        for bad in [
+            json!({"amount": 1.5}),
+            json!({"amount": "10"}),
+            json!({"amount": null}),
+            json!({"amount": 1.0}),
+            json!({}),
+            json!([1]),
+            json!({"amount": 9223372036854775808u64}),
+            json!({"amount": MAX_TOTAL + 1}),
+        ] {
+            assert_eq!(amount(bad.clone()).unwrap_err().status(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn new_product_errors_name_the_field() {
+        use serde_json::json;
+        let cases = [
+            (json!({"rrp": "1", "info": "i"}), "'name'"),
+            (json!({"name": 5, "rrp": "1", "info": "i"}), "body/name"),
+            (json!({"name": "n", "rrp": "abc", "info": "i"}), "body/rrp"),
+            (json!({"name": "n", "rrp": "1"}), "'info'"),
+            (json!({"name": " ", "rrp": "1", "info": "i"}), "body/name"),
+            (
+                json!({"name": "a\u{0}b", "rrp": "1", "info": "i"}),
+                "body/name",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = new_product(&body).unwrap_err();
+            assert_eq!(err.status(), 400);
+            assert!(err.message().contains(field), "{body}: {}", err.message());
+        }
+    }
+
+    #[test]
+    fn refusals_have_their_status() {
+        let out_of_range = Refusal::OutOfRange {
+            id: "A1".into(),
+            total: 3,
+            amount: -4,
+        };
+        assert_eq!(refused(&Refusal::UnknownProduct("Z9".into())).status(), 404);
+        assert_eq!(refused(&out_of_range).status(), 400);
+        assert_eq!(refused(&Refusal::CategoryFull("toys".into())).status(), 409);
+        assert_eq!(
+            refused(&Refusal::UnknownProduct("Z9".into())).message(),
+            "Order Z9 not found"
+        );
     }
 }

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mock_srv::ws::{Command, parse_command};
+use mock_srv::message::{Command, parse_command};
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {

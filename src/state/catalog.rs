@@ -1,11 +1,11 @@
 //! The catalog and the order totals: categories, their products, and the rules for adding
-//! products and orders. Pure data, no I/O; the server decides what to do with the results.
+//! products and orders. Pure data, no I/O and no HTTP: a change that breaks a rule comes
+//! back as a [`Refusal`], which the routes turn into a status.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tungstenite::Bytes;
-
-use crate::error::HttpError;
 
 /// The largest total: JSON numbers are read as doubles by browsers, which hold every integer
 /// up to 2^53 - 1 exactly.
@@ -14,12 +14,7 @@ pub const MAX_TOTAL: u64 = (1 << 53) - 1;
 /// Most products one category may hold, so that repeated POSTs cannot grow memory forever.
 pub const MAX_PRODUCTS_PER_CATEGORY: usize = 1_000;
 
-/// Longest `name`, `rrp` and `info` of a new product, in characters.
-const MAX_NAME_CHARS: usize = 200;
-const MAX_RRP_CHARS: usize = 20;
-const MAX_INFO_CHARS: usize = 2000;
-
-/// Index of a category in the store; stable for the life of the process.
+/// Index of a category in the catalog; stable for the life of the process.
 pub type CategoryId = usize;
 
 /// One product and its running order total.
@@ -85,20 +80,56 @@ impl Category {
     }
 }
 
-/// All categories and products. Totals only change through [`Store::add_order`] and
-/// [`Store::add_amount`] (and the simulator).
+/// All categories and products. Totals change only through [`Catalog::add_amount`], new
+/// products only through [`Catalog::add_product`].
 #[derive(Debug)]
-pub struct Store {
+pub struct Catalog {
     categories: Vec<Category>,
 }
 
 /// The default catalog: the seed's fixtures.
-pub const DEFAULT_DATA: &str = include_str!("../data/products.json");
+pub const DEFAULT_DATA: &str = include_str!("../../data/products.json");
 
-impl Store {
+/// The fields of a product to add, already checked by the routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProduct {
+    pub name: String,
+    pub rrp: String,
+    pub info: String,
+}
+
+/// Why a change was not applied. The state is unchanged whenever one is returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No product has this id.
+    UnknownProduct(String),
+    /// The amount would take the product's total outside `0..=MAX_TOTAL`.
+    OutOfRange { id: String, total: u64, amount: i64 },
+    /// The category holds [`MAX_PRODUCTS_PER_CATEGORY`] products already.
+    CategoryFull(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::UnknownProduct(id) => write!(f, "Order {id} not found"),
+            Refusal::OutOfRange { id, total, amount } => write!(
+                f,
+                "amount {amount} would take the total of {id} ({total}) to {}, outside 0..={MAX_TOTAL}",
+                i128::from(*total) + i128::from(*amount)
+            ),
+            Refusal::CategoryFull(name) => write!(
+                f,
+                "category {name} is full ({MAX_PRODUCTS_PER_CATEGORY} products)"
+            ),
+        }
+    }
+}
+
+impl Catalog {
     /// Builds the store from JSON in the shape of `data/products.json`, checking every rule
     /// the server relies on (names, prefixes, ids, totals). The error says what is wrong.
-    pub fn from_json(text: &str) -> Result<Store, String> {
+    pub fn from_json(text: &str) -> Result<Catalog, String> {
         let file: CatalogFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut categories: Vec<Category> = Vec::new();
         for c in file.categories {
@@ -151,12 +182,12 @@ impl Store {
             category.refresh_listing();
             categories.push(category);
         }
-        Ok(Store { categories })
+        Ok(Catalog { categories })
     }
 
     /// The seed's fixtures: electronics (A1, A2) and confectionery (B1).
-    pub fn with_defaults() -> Store {
-        Store::from_json(DEFAULT_DATA).expect("data/products.json is valid")
+    pub fn with_defaults() -> Catalog {
+        Catalog::from_json(DEFAULT_DATA).expect("data/products.json is valid")
     }
 
     /// Looks a category up by its URL name.
@@ -180,7 +211,7 @@ impl Store {
     }
 
     /// The category's products as the JSON array `[{id,name,rrp,info}]` that
-    /// `GET /<category>` answers with. Kept up to date by [`Store::add_product`].
+    /// `GET /<category>` answers with. Kept up to date by [`Catalog::add_product`].
     pub fn listing(&self, cat: CategoryId) -> &Bytes {
         &self.categories[cat].listing
     }
@@ -207,37 +238,25 @@ impl Store {
         })
     }
 
-    /// Adds a product built from a POST body `{name, rrp, info}` to the category. Its id is
-    /// the prefix plus one more than the highest number in use; its total starts at 0.
-    /// Returns 400 naming the field when the body is wrong, 409 when the category is full.
-    pub fn add_product(&mut self, cat: CategoryId, body: &Value) -> Result<&Product, HttpError> {
-        let Some(obj) = body.as_object() else {
-            return Err(HttpError::new(
-                400,
-                "body must be a JSON object {name, rrp, info}",
-            ));
-        };
-        let name = text_field(obj, "name", MAX_NAME_CHARS)?;
-        let rrp = rrp_field(obj)?;
-        let info = text_field(obj, "info", MAX_INFO_CHARS)?;
+    /// Adds a product to the category. Its id is the prefix plus one more than the highest
+    /// number in use; its total starts at 0. Refused when the category is full.
+    pub fn add_product(
+        &mut self,
+        cat: CategoryId,
+        product: NewProduct,
+    ) -> Result<&Product, Refusal> {
         let c = &mut self.categories[cat];
         if c.products.len() >= MAX_PRODUCTS_PER_CATEGORY {
-            return Err(HttpError::new(
-                409,
-                format!(
-                    "category {} is full ({MAX_PRODUCTS_PER_CATEGORY} products)",
-                    c.name
-                ),
-            ));
+            return Err(Refusal::CategoryFull(c.name.clone()));
         }
         let next = c
             .products
             .last()
             .and_then(|p| id_number(&c.prefix, &p.id))
             .map_or(1, |n| n + 1);
-        let id = format!("{}{next}", c.prefix);
+        let NewProduct { name, rrp, info } = product;
         c.products.push(Product {
-            id,
+            id: format!("{}{next}", c.prefix),
             name,
             rrp,
             info,
@@ -247,50 +266,31 @@ impl Store {
         Ok(c.products.last().expect("just pushed"))
     }
 
-    /// Applies `{"amount": <integer>}` to product `id`. Returns the product's category, id
-    /// and new total. 404 for an unknown id; 400 when the amount is missing, not an integer
-    /// or would take the total outside `0..=MAX_TOTAL`. The total is unchanged on any error.
-    pub fn add_order(&mut self, id: &str, body: &Value) -> Result<(CategoryId, u64), HttpError> {
-        if !self.contains(id) {
-            return Err(HttpError::new(404, format!("Order {id} not found")));
-        }
-        self.add_amount(id, parse_amount(body)?)
-    }
-
-    /// Adds an amount already read from an order body to product `id`, with the rules of
-    /// [`Store::add_order`]: 404 for an unknown id, 400 when the total would leave
+    /// Adds `amount` (negative to take orders back) to product `id`. Returns the product's
+    /// category and new total; refused for an unknown id, or when the total would leave
     /// `0..=MAX_TOTAL` (and then it is unchanged).
-    pub fn add_amount(&mut self, id: &str, amount: i128) -> Result<(CategoryId, u64), HttpError> {
+    pub fn add_amount(&mut self, id: &str, amount: i64) -> Result<(CategoryId, u64), Refusal> {
         let Some((cat, i)) = self.find(id) else {
-            return Err(HttpError::new(404, format!("Order {id} not found")));
+            return Err(Refusal::UnknownProduct(id.to_string()));
         };
         let product = &mut self.categories[cat].products[i];
-        let total = i128::from(product.total) + amount;
+        let total = i128::from(product.total) + i128::from(amount);
         if !(0..=i128::from(MAX_TOTAL)).contains(&total) {
-            return Err(HttpError::new(
-                400,
-                format!(
-                    "amount {amount} would take the total of {id} ({}) to {total}, outside 0..={MAX_TOTAL}",
-                    product.total
-                ),
-            ));
+            return Err(Refusal::OutOfRange {
+                id: id.to_string(),
+                total: product.total,
+                amount,
+            });
         }
         product.total = total as u64;
         Ok((cat, product.total))
     }
 
-    /// Adds `amount` orders to the `n`th product across all categories (category order,
-    /// then id order), for the simulator. Returns the product's category and the product;
-    /// `None` when there is no such product or the total would pass [`MAX_TOTAL`].
-    pub fn simulate_order(&mut self, mut n: usize, amount: u64) -> Option<(CategoryId, &Product)> {
-        for (cat, c) in self.categories.iter_mut().enumerate() {
+    /// The `n`th product across all categories (category order, then id order).
+    pub fn nth_product(&self, mut n: usize) -> Option<&Product> {
+        for c in &self.categories {
             if n < c.products.len() {
-                let product = &mut c.products[n];
-                product.total = product
-                    .total
-                    .checked_add(amount)
-                    .filter(|t| *t <= MAX_TOTAL)?;
-                return Some((cat, product));
+                return Some(&c.products[n]);
             }
             n -= c.products.len();
         }
@@ -318,103 +318,26 @@ fn is_category_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// The amount of an order body: a JSON integer. Fractions, exponents, strings and null are
-/// refused even when JavaScript would call them whole (`1.0`, `1e3`).
-pub fn parse_amount(body: &Value) -> Result<i128, HttpError> {
-    let Some(obj) = body.as_object() else {
-        return Err(HttpError::new(
-            400,
-            "body must be a JSON object like {\"amount\": 10}",
-        ));
-    };
-    let Some(amount) = obj.get("amount") else {
-        return Err(HttpError::new(
-            400,
-            "body must have required property 'amount'",
-        ));
-    };
-    let integer = match amount {
-        Value::Number(n) => n
-            .as_i64()
-            .map(i128::from)
-            .or_else(|| n.as_u64().map(i128::from)),
-        _ => None,
-    };
-    integer.ok_or_else(|| {
-        HttpError::new(
-            400,
-            format!("Supplied amount must be an integer, got {amount}"),
-        )
-    })
-}
-
-/// A required string field of a new product, trimmed, non-empty and at most `max` chars.
-fn text_field(
-    obj: &serde_json::Map<String, Value>,
-    field: &str,
-    max: usize,
-) -> Result<String, HttpError> {
-    let value = match obj.get(field) {
-        None => {
-            return Err(HttpError::new(
-                400,
-                format!("body must have required property '{field}'"),
-            ));
-        }
-        Some(Value::String(s)) => s.trim(),
-        Some(_) => return Err(HttpError::new(400, format!("body/{field} must be string"))),
-    };
-    if value.is_empty() {
-        return Err(HttpError::new(
-            400,
-            format!("body/{field} must not be empty"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(HttpError::new(
-            400,
-            format!("body/{field} must not contain control characters"),
-        ));
-    }
-    if value.chars().count() > max {
-        return Err(HttpError::new(
-            400,
-            format!("body/{field} must be at most {max} characters"),
-        ));
-    }
-    Ok(value.to_string())
-}
-
-/// The `rrp` of a new product: a price such as "9.99" (a JSON number is taken as written).
-fn rrp_field(obj: &serde_json::Map<String, Value>) -> Result<String, HttpError> {
-    let text = match obj.get("rrp") {
-        Some(Value::Number(n)) => n.to_string(),
-        _ => text_field(obj, "rrp", MAX_RRP_CHARS)?,
-    };
-    let (whole, frac) = text.split_once('.').unwrap_or((&text, "0"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if text.len() > MAX_RRP_CHARS || !digits(whole) || !digits(frac) {
-        return Err(HttpError::new(
-            400,
-            format!("body/rrp must be a price like \"9.99\", got {text:?}"),
-        ));
-    }
-    Ok(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn total(store: &Store, id: &str) -> u64 {
-        let (cat, i) = store.find(id).unwrap();
-        store.products(cat)[i].total
+    fn total(catalog: &Catalog, id: &str) -> u64 {
+        let (cat, i) = catalog.find(id).unwrap();
+        catalog.products(cat)[i].total
+    }
+
+    fn product(name: &str) -> NewProduct {
+        NewProduct {
+            name: name.into(),
+            rrp: "1.00".into(),
+            info: "i".into(),
+        }
     }
 
     #[test]
     fn defaults_are_the_seed_fixtures() {
-        let s = Store::with_defaults();
+        let s = Catalog::with_defaults();
         let el = s.category("electronics").unwrap();
         let names: Vec<_> = s
             .products(el)
@@ -429,61 +352,54 @@ mod tests {
     }
 
     #[test]
-    fn orders_add_integers_and_refuse_everything_else_without_change() {
-        let mut s = Store::with_defaults();
-        assert_eq!(s.add_order("A1", &json!({"amount": 10})).unwrap().1, 13);
-        assert_eq!(s.add_order("A1", &json!({"amount": -13})).unwrap().1, 0);
-        for bad in [
-            json!({"amount": 1.5}),
-            json!({"amount": "10"}),
-            json!({"amount": null}),
-            json!({"amount": 1.0}),
-            json!({}),
-            json!([1]),
-            json!({"amount": -1}),
-            json!({"amount": 9223372036854775808u64}),
-            json!({"amount": MAX_TOTAL + 1}),
-        ] {
-            let err = s.add_order("A1", &bad).unwrap_err();
-            assert_eq!(err.status(), 400, "{bad}");
+    fn amounts_keep_the_total_within_bounds_and_refusals_change_nothing() {
+        let mut s = Catalog::with_defaults();
+        assert_eq!(s.add_amount("A1", 10).unwrap().1, 13);
+        assert_eq!(s.add_amount("A1", -13).unwrap().1, 0);
+        for bad in [-1, MAX_TOTAL as i64 + 1, i64::MAX, i64::MIN] {
+            let err = s.add_amount("A1", bad).unwrap_err();
+            assert!(matches!(err, Refusal::OutOfRange { .. }), "{bad}");
             assert_eq!(total(&s, "A1"), 0, "{bad} changed the total");
         }
+        assert_eq!(s.add_amount("A1", MAX_TOTAL as i64).unwrap().1, MAX_TOTAL);
+        let err = s.add_amount("A1", 1).unwrap_err();
         assert_eq!(
-            s.add_order("A1", &json!({"amount": MAX_TOTAL})).unwrap().1,
-            MAX_TOTAL
-        );
-        assert_eq!(
-            s.add_order("A1", &json!({"amount": 1}))
-                .unwrap_err()
-                .status(),
-            400
+            err.to_string(),
+            format!(
+                "amount 1 would take the total of A1 ({MAX_TOTAL}) to {}, outside 0..={MAX_TOTAL}",
+                MAX_TOTAL + 1
+            )
         );
     }
 
     #[test]
-    fn unknown_ids_are_404() {
-        let mut s = Store::with_defaults();
+    fn unknown_ids_are_refused() {
+        let mut s = Catalog::with_defaults();
         for id in ["Z9", "A3", "A01", "A", "a1", "B1x", ""] {
-            let err = s.add_order(id, &json!({"amount": 1})).unwrap_err();
-            assert_eq!(err.status(), 404, "{id}");
+            let err = s.add_amount(id, 1).unwrap_err();
+            assert_eq!(err, Refusal::UnknownProduct(id.into()), "{id}");
         }
         assert_eq!(
-            s.add_order("Z9", &json!({})).unwrap_err().message(),
+            s.add_amount("Z9", 1).unwrap_err().to_string(),
             "Order Z9 not found"
         );
     }
 
     #[test]
     fn the_listing_follows_new_products_but_not_totals() {
-        let mut s = Store::with_defaults();
+        let mut s = Catalog::with_defaults();
         let co = s.category("confectionery").unwrap();
-        let listing = |s: &Store| String::from_utf8(s.listing(co).to_vec()).unwrap();
+        let listing = |s: &Catalog| String::from_utf8(s.listing(co).to_vec()).unwrap();
         let before = r#"[{"id":"B1","name":"Chocolate Bar","rrp":"22.40","info":"Delicious overpriced chocolate."}]"#;
         assert_eq!(listing(&s), before);
-        s.add_order("B1", &json!({"amount": 5})).unwrap();
+        s.add_amount("B1", 5).unwrap();
         assert_eq!(listing(&s), before);
-        let body = json!({"name": "Gum", "rrp": "1.00", "info": "Chewy."});
-        s.add_product(co, &body).unwrap();
+        let gum = NewProduct {
+            name: "Gum".into(),
+            rrp: "1.00".into(),
+            info: "Chewy.".into(),
+        };
+        s.add_product(co, gum).unwrap();
         let after = before.replace(
             "]",
             r#",{"id":"B2","name":"Gum","rrp":"1.00","info":"Chewy."}]"#,
@@ -493,36 +409,33 @@ mod tests {
 
     #[test]
     fn new_products_take_the_next_number_and_start_at_zero() {
-        let mut s = Store::with_defaults();
+        let mut s = Catalog::with_defaults();
         let el = s.category("electronics").unwrap();
-        let body = json!({"name": "Fan", "rrp": "12.50", "info": "Cool."});
-        let p = s.add_product(el, &body).unwrap();
+        let p = s.add_product(el, product("Fan")).unwrap();
         assert_eq!((p.id.as_str(), p.total), ("A3", 0));
-        assert_eq!(s.add_product(el, &body).unwrap().id, "A4");
-        assert_eq!(s.add_order("A4", &json!({"amount": 2})).unwrap(), (el, 2));
+        assert_eq!(s.add_product(el, product("Fan")).unwrap().id, "A4");
+        assert_eq!(s.add_amount("A4", 2).unwrap(), (el, 2));
     }
 
     #[test]
-    fn new_product_errors_name_the_field() {
-        let mut s = Store::with_defaults();
-        let el = s.category("electronics").unwrap();
-        let cases = [
-            (json!({"rrp": "1", "info": "i"}), "'name'"),
-            (json!({"name": 5, "rrp": "1", "info": "i"}), "body/name"),
-            (json!({"name": "n", "rrp": "abc", "info": "i"}), "body/rrp"),
-            (json!({"name": "n", "rrp": "1"}), "'info'"),
-            (json!({"name": " ", "rrp": "1", "info": "i"}), "body/name"),
-            (
-                json!({"name": "a\u{0}b", "rrp": "1", "info": "i"}),
-                "body/name",
-            ),
-        ];
-        for (body, field) in cases {
-            let err = s.add_product(el, &body).unwrap_err();
-            assert_eq!(err.status(), 400);
-            assert!(err.message().contains(field), "{body}: {}", err.message());
+    fn a_full_category_refuses_new_products() {
+        let mut s = Catalog::with_defaults();
+        let co = s.category("confectionery").unwrap();
+        while s.products(co).len() < MAX_PRODUCTS_PER_CATEGORY {
+            s.add_product(co, product("x")).unwrap();
         }
-        assert_eq!(s.products(el).len(), 2);
+        let err = s.add_product(co, product("one more")).unwrap_err();
+        assert_eq!(err, Refusal::CategoryFull("confectionery".into()));
+        assert_eq!(s.products(co).len(), MAX_PRODUCTS_PER_CATEGORY);
+    }
+
+    #[test]
+    fn the_nth_product_counts_across_categories() {
+        let s = Catalog::with_defaults();
+        let ids: Vec<_> = (0..4)
+            .map(|n| s.nth_product(n).map(|p| p.id.as_str()))
+            .collect();
+        assert_eq!(ids, [Some("A1"), Some("A2"), Some("B1"), None]);
     }
 
     #[test]
@@ -537,11 +450,11 @@ mod tests {
             r#"{"categories":[]"#,
         ];
         for text in bad {
-            assert!(Store::from_json(text).is_err(), "{text}");
+            assert!(Catalog::from_json(text).is_err(), "{text}");
         }
         let ok = r#"{"categories":[{"name":"toys","prefix":"T","products":[
             {"id":"T10","name":"b","rrp":"1","info":"i"},{"id":"T2","name":"a","rrp":"1","info":"i","total":5}]}]}"#;
-        let s = Store::from_json(ok).unwrap();
+        let s = Catalog::from_json(ok).unwrap();
         let ids: Vec<_> = s.products(0).iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["T2", "T10"]);
     }

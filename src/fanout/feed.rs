@@ -13,8 +13,10 @@
 //! budget, so a flood of orders within one round cannot grow it either.
 
 use std::collections::VecDeque;
+use std::io::{Read, Write};
 
-use crate::ws;
+use crate::ws::frame::append_text_frame;
+use crate::ws::{Wire, WsSession};
 
 /// The totals of one category that some subscriber may not have taken yet.
 #[derive(Debug, Default)]
@@ -42,7 +44,7 @@ impl Feed {
     /// Appends a total. `text` is its message, `{"id":..,"total":..}`.
     pub fn push(&mut self, text: &str, id: String, total: u64) {
         let at = self.end();
-        ws::append_text_frame(&mut self.bytes, text.as_bytes());
+        append_text_frame(&mut self.bytes, text.as_bytes());
         self.totals.push_back(Total {
             at,
             len: (self.end() - at) as usize,
@@ -54,6 +56,46 @@ impl Feed {
     /// The position just past the newest frame: where a new subscriber starts.
     pub fn end(&self) -> u64 {
         self.start + self.bytes.len() as u64
+    }
+
+    /// Starts `session` at the end of the feed: what was published before is not for it.
+    pub fn follow(&self, session: &mut WsSession) {
+        session.feed_pos = self.end();
+    }
+
+    /// Gives `session` the totals published since it last took. With `write_now` and
+    /// nothing queued ahead of them, they are written straight from the feed, and only what
+    /// the socket does not take is copied into the queue (a frame cut short is finished from
+    /// the queue, whatever the budget). Within the budget they are copied in one piece;
+    /// past it, one by one, conflating. Never writes when `write_now` is false.
+    pub fn hand_to<S: Read + Write>(
+        &self,
+        session: &mut WsSession,
+        wire: &mut Wire<S>,
+        write_now: bool,
+    ) {
+        let mut from = std::mem::replace(&mut session.feed_pos, self.end());
+        if from == self.end() {
+            return;
+        }
+        let frames = session.takes_frames();
+        if write_now && frames && wire.out.is_empty() {
+            from += wire.write_direct(self.since(from)) as u64;
+            if from == self.end() {
+                return;
+            }
+            let boundary = self.next_frame(from);
+            wire.out.push(self.between(from, boundary));
+            from = boundary;
+        }
+        let bytes = self.since(from);
+        if frames && session.has_room(wire, bytes.len()) {
+            wire.out.push(bytes);
+            return;
+        }
+        for (frame, t) in self.totals_since(from) {
+            session.push_total(wire, frame, &t.id, t.total);
+        }
     }
 
     /// The frames from `pos` on, back to back.
@@ -128,6 +170,9 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::total_message;
+    use crate::outbox::Flushed;
+    use crate::ws::testing::{MockStream, Pipe, texts};
 
     fn push(feed: &mut Feed, total: u64) {
         feed.push(
@@ -175,5 +220,107 @@ mod tests {
         assert!(!feed.new_round(), "nothing since the clear");
         push(&mut feed, 5);
         assert_eq!(totals(&feed, end), [5]);
+    }
+
+    fn publish(feed: &mut Feed, id: &str, total: u64) {
+        feed.push(&total_message(id, total), id.into(), total);
+    }
+
+    #[test]
+    fn a_session_takes_from_its_feed_what_it_has_not_taken_yet() {
+        let mut feed = Feed::default();
+        publish(&mut feed, "A1", 1);
+        let mut s = WsSession::new(Vec::new(), 1024, 4096);
+        let mut p = Pipe::default();
+        feed.follow(&mut s);
+        publish(&mut feed, "A1", 2);
+        publish(&mut feed, "A2", 3);
+        // The socket is full: both are queued, and taking again takes nothing twice.
+        feed.hand_to(&mut s, &mut p.wire(), true);
+        feed.hand_to(&mut s, &mut p.wire(), true);
+        assert!(p.stream.written.is_empty());
+        // Behind a reply still queued: in order.
+        s.push_text(&mut p.wire(), "reply".into());
+        publish(&mut feed, "A1", 4);
+        feed.hand_to(&mut s, &mut p.wire(), true);
+        p.stream.room = usize::MAX;
+        assert_eq!(s.flush(&mut p.wire()).unwrap(), Flushed::All);
+        publish(&mut feed, "A2", 5);
+        feed.hand_to(&mut s, &mut p.wire(), true);
+        assert_eq!(s.flush(&mut p.wire()).unwrap(), Flushed::All);
+        assert_eq!(
+            texts(&p.stream.written),
+            [
+                r#"{"id":"A1","total":2}"#,
+                r#"{"id":"A2","total":3}"#,
+                "reply",
+                r#"{"id":"A1","total":4}"#,
+                r#"{"id":"A2","total":5}"#,
+            ],
+            "nothing from before it followed, nothing twice"
+        );
+    }
+
+    #[test]
+    fn a_session_over_budget_takes_only_the_latest_totals_from_its_feed() {
+        let mut feed = Feed::default();
+        let mut s = WsSession::new(Vec::new(), 1024, 80);
+        let mut p = Pipe::default();
+        feed.follow(&mut s);
+        for total in 1..=100 {
+            publish(&mut feed, "A1", total);
+            publish(&mut feed, "A2", total + 5000);
+        }
+        feed.hand_to(&mut s, &mut p.wire(), true);
+        assert!(s.is_conflating());
+        p.stream.room = usize::MAX;
+        assert_eq!(s.flush(&mut p.wire()).unwrap(), Flushed::All);
+        let got = texts(&p.stream.written);
+        assert!(got.len() <= 5, "bounded: {got:?}");
+        assert_eq!(
+            got[got.len() - 2..],
+            [r#"{"id":"A1","total":100}"#, r#"{"id":"A2","total":5100}"#]
+        );
+    }
+
+    #[test]
+    fn a_frame_the_socket_takes_only_part_of_is_finished_from_the_queue() {
+        let mut feed = Feed::default();
+        // Room for one frame.
+        let mut s = WsSession::new(Vec::new(), 1024, 30);
+        let mut p = Pipe {
+            stream: MockStream {
+                room: 5,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        feed.follow(&mut s);
+        for total in 1..=50 {
+            publish(&mut feed, "A1", total);
+        }
+        feed.hand_to(&mut s, &mut p.wire(), true);
+        assert_eq!(p.stream.written.len(), 5, "written straight from the feed");
+        p.stream.room = usize::MAX;
+        assert_eq!(s.flush(&mut p.wire()).unwrap(), Flushed::All);
+        // The first frame whole, then (conflated) the latest.
+        assert_eq!(
+            texts(&p.stream.written),
+            [r#"{"id":"A1","total":1}"#, r#"{"id":"A1","total":50}"#]
+        );
+    }
+
+    #[test]
+    fn handing_out_without_writing_only_queues() {
+        let mut feed = Feed::default();
+        let mut s = WsSession::new(Vec::new(), 1024, 4096);
+        let mut p = Pipe::default();
+        p.stream.room = usize::MAX;
+        feed.follow(&mut s);
+        publish(&mut feed, "A1", 1);
+        feed.hand_to(&mut s, &mut p.wire(), false);
+        assert!(p.stream.written.is_empty());
+        assert_eq!(s.flush(&mut p.wire()).unwrap(), Flushed::All);
+        assert_eq!(texts(&p.stream.written), [r#"{"id":"A1","total":1}"#]);
     }
 }

@@ -2,7 +2,7 @@
 //! subscriber -> (category, position) so that `unsubscribe` is O(1) and a closed
 //! connection disappears from everywhere at once. Subscribers are slab keys.
 
-use crate::store::CategoryId;
+use crate::state::CategoryId;
 
 /// The subscription index.
 #[derive(Debug, Default)]

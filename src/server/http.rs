@@ -1,0 +1,225 @@
+//! HTTP connections: reading, parsing pipelined requests, routing them, and answering the
+//! requests held while the backend applies their change.
+
+use std::io::Read;
+
+use super::{Next, Server};
+use crate::conn::{Deadline, Held, Phase, Proto};
+use crate::error::HttpError;
+use crate::http::{Method, Parsed, Request, Response};
+use crate::outbox::{interrupted, would_block};
+use crate::routes::{self, Channel, Outcome};
+use crate::state::{Applied, Refusal, Ticket};
+
+/// Bytes read from a socket per `read` call.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Most reads of one connection per loop turn, so that a client that never stops sending
+/// cannot starve the others.
+pub const READS_PER_TURN: usize = 16;
+/// Stop reading a connection's requests while this much output waits for it.
+const OUT_HIGH_WATER_BYTES: usize = 256 * 1024;
+
+/// What became of one request.
+enum Dispatched {
+    /// Its response is queued.
+    Answered,
+    /// Its change was submitted; the response waits for the result.
+    Held,
+    /// A WebSocket handshake to carry out.
+    Upgrade(Channel, String),
+}
+
+impl Server {
+    /// Answers the requests already buffered, then reads and answers more, at most
+    /// `READS_PER_TURN` reads. Reading stops while the client does not read its responses
+    /// (`paused`), while a request is held, and once the connection drains.
+    pub(super) fn read_http(&mut self, key: usize) -> Next {
+        let mut next = Next::Idle;
+        if let Some(http) = self.conns[key].http()
+            && !http.inbuf.is_empty()
+        {
+            next = self.handle_requests(key);
+        }
+        for _ in 0..READS_PER_TURN {
+            let Server { conns, scratch, .. } = self;
+            let conn = &mut conns[key];
+            let backlog = conn.out.len();
+            let Proto::Http(http) = &mut conn.proto else {
+                return next;
+            };
+            if conn.phase != Phase::Open || http.held.is_some() || http.paused || http.peer_eof {
+                return next;
+            }
+            if backlog > OUT_HIGH_WATER_BYTES {
+                http.paused = true;
+                return next;
+            }
+            match conn.stream.read(scratch) {
+                Ok(0) => {
+                    // The peer is done sending: answer what it sent, then close.
+                    http.peer_eof = true;
+                    return self.handle_requests(key);
+                }
+                Ok(n) => {
+                    http.inbuf.extend_from_slice(&scratch[..n]);
+                    next = self.handle_requests(key);
+                }
+                Err(e) if would_block(&e) => return next,
+                Err(e) if interrupted(&e) => {}
+                Err(e) => {
+                    self.log
+                        .debug(format_args!("{} read failed: {e}", conn.peer));
+                    return Next::Close;
+                }
+            }
+        }
+        Next::Reread
+    }
+
+    /// Parses and answers every complete request in the connection's buffer, in order,
+    /// until one is held, a response ends the connection, or too much output waits.
+    fn handle_requests(&mut self, key: usize) -> Next {
+        let mut start = 0;
+        loop {
+            let conn = &mut self.conns[key];
+            let backlog = conn.out.len();
+            let Proto::Http(http) = &mut conn.proto else {
+                break;
+            };
+            if conn.phase != Phase::Open || http.held.is_some() {
+                break;
+            }
+            if backlog > OUT_HIGH_WATER_BYTES {
+                http.paused = true;
+                break;
+            }
+            start += http.parser.blank_prefix(&http.inbuf[start..]);
+            match http.parser.parse(&http.inbuf[start..], self.limits) {
+                Ok(Parsed::Incomplete { send_continue }) => {
+                    if send_continue {
+                        conn.out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    }
+                    if http.inbuf.len() > start
+                        && conn.deadline.is_none_or(|(_, d)| d == Deadline::Idle)
+                    {
+                        let at = self.now + self.config.request_timeout;
+                        conn.deadline = Some((at, Deadline::Request));
+                    }
+                    break;
+                }
+                Ok(Parsed::Request(req, used)) => {
+                    start += used;
+                    conn.deadline = Some((self.now + self.config.idle_timeout, Deadline::Idle));
+                    match self.dispatch(key, req) {
+                        Dispatched::Answered => {}
+                        Dispatched::Held => break,
+                        Dispatched::Upgrade(channel, accept_key) => {
+                            let http = self.conns[key].http().expect("still HTTP");
+                            let leftover = http.inbuf.split_off(start);
+                            return self.start_websocket(key, channel, &accept_key, leftover);
+                        }
+                    }
+                }
+                Err(err) => {
+                    self.log
+                        .info(format_args!("{} bad request: {err}", conn.peer));
+                    conn.respond(&Response::error(&err), false, false);
+                    break;
+                }
+            }
+        }
+        let conn = &mut self.conns[key];
+        let Proto::Http(http) = &mut conn.proto else {
+            return Next::Flush;
+        };
+        http.inbuf.drain(..start);
+        if http.inbuf.capacity() > READ_CHUNK_BYTES && http.inbuf.len() <= READ_CHUNK_BYTES / 4 {
+            http.inbuf.shrink_to(READ_CHUNK_BYTES / 4);
+        }
+        if http.peer_eof && !http.paused && http.held.is_none() && conn.phase == Phase::Open {
+            // Nothing more will arrive: a partial request can never complete.
+            conn.phase = Phase::Draining;
+        }
+        Next::Flush
+    }
+
+    /// Routes one request: answers it, holds it for the backend, or hands back the
+    /// WebSocket upgrade to carry out.
+    fn dispatch(&mut self, key: usize, req: Box<Request>) -> Dispatched {
+        let outcome = routes::handle(&req, &self.app, self.backend.catalog());
+        let keep_alive = req.keep_alive && !self.timers.shutting_down();
+        let conn = &mut self.conns[key];
+        match outcome {
+            Outcome::Respond(r) => {
+                let (method, target) = (req.method().as_str(), &req.target);
+                let bytes = r.body.len();
+                self.log
+                    .request(&conn.peer, method, target, r.status, bytes);
+                conn.respond(&r, req.method() == Method::Head, keep_alive);
+                Dispatched::Answered
+            }
+            Outcome::Upgrade {
+                channel,
+                accept_key,
+            } => {
+                let target = &req.target;
+                self.log.request(&conn.peer, "GET", target, 101, 0);
+                Dispatched::Upgrade(channel, accept_key)
+            }
+            Outcome::Apply(op, then) => {
+                let ticket = Ticket {
+                    key,
+                    conn_id: conn.id,
+                };
+                self.backend.submit(Some(ticket), op);
+                let http = conn.http().expect("requests come from HTTP connections");
+                http.held = Some(Held { req, then });
+                Dispatched::Held
+            }
+        }
+    }
+
+    /// Answers the request held for `ticket` with the backend's result. A result whose
+    /// connection has closed (or whose slab key now holds another connection) is dropped.
+    pub(super) fn answer_held(&mut self, ticket: Ticket, result: Result<Applied, Refusal>) -> Next {
+        let shutting_down = self.timers.shutting_down();
+        let Some(conn) = self.conns.get_mut(ticket.key) else {
+            return Next::Idle;
+        };
+        if conn.id != ticket.conn_id || conn.phase == Phase::Closing {
+            return Next::Idle;
+        }
+        let Proto::Http(http) = &mut conn.proto else {
+            return Next::Idle;
+        };
+        let Some(Held { req, then }) = http.held.take() else {
+            return Next::Idle;
+        };
+        let catalog = self.backend.catalog();
+        let response = routes::finish(&req, &self.app, catalog, then, result);
+        let (method, target) = (req.method().as_str(), &req.target);
+        let bytes = response.body.len();
+        self.log
+            .request(&conn.peer, method, target, response.status, bytes);
+        // Requests pipelined behind it wait in the buffer; the peer may have finished.
+        let more = !http.inbuf.is_empty() || http.peer_eof;
+        let keep_alive = req.keep_alive && !shutting_down;
+        conn.respond(&response, req.method() == Method::Head, keep_alive);
+        if more { Next::Reread } else { Next::Flush }
+    }
+
+    /// A request that did not arrive in time: 408, then the connection drains.
+    pub(super) fn request_timed_out(&mut self, key: usize) -> Next {
+        let conn = &mut self.conns[key];
+        let err = HttpError::new(
+            408,
+            format!(
+                "request not received within {} ms",
+                self.config.request_timeout.as_millis()
+            ),
+        );
+        self.log.info(format_args!("{} {err}", conn.peer));
+        conn.respond(&Response::error(&err), false, false);
+        Next::Flush
+    }
+}

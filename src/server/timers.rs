@@ -1,0 +1,219 @@
+//! Time: connection deadlines (a sweep over the connections, without a syscall), the accept
+//! back-off, the simulator, and the graceful shutdown.
+
+use std::time::{Duration, Instant};
+
+use super::{Next, Server};
+use crate::config::Config;
+use crate::conn::{Deadline, Phase};
+use crate::state::Op;
+
+/// When the loop must wake up for something other than a socket.
+#[derive(Debug)]
+pub struct Timers {
+    sweep_every: Duration,
+    next_sweep: Instant,
+    next_simulation: Option<Instant>,
+    /// Accepting stopped (out of descriptors) until then.
+    pub accept_paused_until: Option<Instant>,
+    /// No new out-of-descriptors warning before this (set again at each retry).
+    pub fd_warning_until: Option<Instant>,
+    /// Shutting down: the loop ends when every connection is gone, or at this moment.
+    shutdown_at: Option<Instant>,
+    /// The simulator's xorshift64 state.
+    rng: u64,
+}
+
+impl Timers {
+    pub fn new(config: &Config, now: Instant) -> Timers {
+        let shortest = config
+            .request_timeout
+            .min(config.idle_timeout)
+            .min(config.ws_ping_interval);
+        let sweep_every = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Timers {
+            sweep_every,
+            next_sweep: now + sweep_every,
+            next_simulation: config.simulate.map(|period| now + period),
+            accept_paused_until: None,
+            fd_warning_until: None,
+            shutdown_at: None,
+            rng: seed | 1,
+        }
+    }
+
+    /// The next moment a timer needs the loop.
+    pub fn next(&self) -> Instant {
+        [
+            Some(self.next_sweep),
+            self.next_simulation,
+            self.accept_paused_until,
+            self.shutdown_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.next_sweep)
+    }
+
+    /// True once a shutdown has started.
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown_at.is_some()
+    }
+
+    /// True when a shutdown is complete: every connection is gone, or the grace is over.
+    pub fn stopped(&self, now: Instant, no_connections: bool) -> bool {
+        self.shutdown_at
+            .is_some_and(|at| no_connections || now >= at)
+    }
+
+    /// xorshift64: enough randomness for the simulator, without a dependency.
+    fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+}
+
+impl Server {
+    /// Timers: accept back-off, the simulator, and the deadline sweep.
+    pub(super) fn run_timers(&mut self) {
+        let now = self.now;
+        if self.timers.accept_paused_until.is_some_and(|t| now >= t) {
+            self.timers.accept_paused_until = None;
+            self.accept_all();
+        }
+        if let (Some(at), Some(period)) = (self.timers.next_simulation, self.config.simulate)
+            && now >= at
+        {
+            self.timers.next_simulation = Some(now + period);
+            self.simulate_order();
+        }
+        if now < self.timers.next_sweep {
+            return;
+        }
+        self.timers.next_sweep = now + self.timers.sweep_every;
+        let expired: Vec<(usize, Deadline)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase != Phase::Closing)
+            .filter_map(|(k, c)| c.deadline.filter(|(at, _)| now >= *at).map(|(_, d)| (k, d)))
+            .collect();
+        for (key, deadline) in expired {
+            self.conns[key].deadline = None;
+            let next = self.deadline_passed(key, deadline);
+            self.act(key, next);
+        }
+    }
+
+    /// What a connection whose deadline passed does next.
+    fn deadline_passed(&mut self, key: usize, deadline: Deadline) -> Next {
+        let ping_every = self.config.ws_ping_interval;
+        let conn = &mut self.conns[key];
+        match deadline {
+            Deadline::Idle | Deadline::Linger => Next::Close,
+            Deadline::Request => self.request_timed_out(key),
+            Deadline::Ping if conn.phase != Phase::Open => Next::Close,
+            Deadline::Ping => {
+                let Some((session, _)) = conn.ws() else {
+                    return Next::Close;
+                };
+                if std::mem::take(&mut session.heard_from) {
+                    conn.deadline = Some((self.now + ping_every, Deadline::Ping));
+                    if let Some((session, mut wire)) = conn.ws() {
+                        session.ping(&mut wire);
+                    }
+                    return Next::Flush;
+                }
+                // Nothing, not even the pong to our last ping, for a whole interval.
+                self.log.info(format_args!(
+                    "{} websocket #{key} did not answer a ping; closing",
+                    conn.peer
+                ));
+                self.take_feed(key);
+                if let Some((session, mut wire)) = self.conns[key].ws() {
+                    session.close(&mut wire, 1001, "ping timeout");
+                }
+                self.drain_ws(key)
+            }
+        }
+    }
+
+    /// The seed's simulator: a random product gains 1 to 7 orders, submitted like a POST.
+    fn simulate_order(&mut self) {
+        let count = self.backend.catalog().product_count();
+        if count == 0 {
+            return;
+        }
+        let n = (self.timers.next_random() % count as u64) as usize;
+        let amount = 1 + (self.timers.next_random() % 7) as i64;
+        let Some(product) = self.backend.catalog().nth_product(n) else {
+            return;
+        };
+        let id = product.id.clone();
+        self.log
+            .debug(format_args!("simulated {amount} orders of {id}"));
+        self.backend.submit(None, Op::AddAmount { id, amount });
+    }
+
+    /// Handles SIGINT/SIGTERM: the first starts a graceful shutdown, a second one ends the
+    /// wait at once.
+    pub(super) fn on_signal(&mut self) {
+        let Some(signals) = &mut self.signals else {
+            return;
+        };
+        if signals.pending().next().is_none() {
+            return;
+        }
+        if self.timers.shutting_down() {
+            self.timers.shutdown_at = Some(self.now);
+            return;
+        }
+        self.begin_shutdown();
+    }
+
+    /// Stops accepting, closes WebSockets with 1001 (after every total already published
+    /// to them) and lets HTTP responses in flight, held ones included, finish.
+    pub fn begin_shutdown(&mut self) {
+        self.log.info(format_args!(
+            "shutting down: closing {} connections",
+            self.conns.len()
+        ));
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.timers.shutdown_at = Some(self.now + self.config.shutdown_grace);
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let next = self.shut_down(key);
+            self.act(key, next);
+        }
+    }
+
+    /// One connection at shutdown.
+    fn shut_down(&mut self, key: usize) -> Next {
+        if self.conns[key].phase != Phase::Open {
+            return Next::Idle;
+        }
+        if self.conns[key].is_websocket() {
+            self.take_feed(key);
+            if let Some((session, mut wire)) = self.conns[key].ws() {
+                session.close(&mut wire, 1001, "server shutting down");
+            }
+            return Next::Flush;
+        }
+        let conn = &mut self.conns[key];
+        let idle = conn.out.is_empty()
+            && !conn.is_held()
+            && conn.http().is_some_and(|http| !http.parser.in_progress());
+        if idle {
+            return Next::Close;
+        }
+        conn.phase = Phase::Draining;
+        Next::Flush
+    }
+}

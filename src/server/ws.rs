@@ -1,0 +1,194 @@
+//! WebSocket connections: the upgrade, reading messages and commands, moving a
+//! subscription, and how the fan-out reaches a session.
+
+use slab::Slab;
+use tungstenite::Message;
+
+use super::{Next, Server};
+use crate::conn::{Conn, Deadline, Phase, Proto};
+use crate::fanout::{Feed, Sessions};
+use crate::message::{Command, error_message, parse_command, total_message};
+use crate::routes::Channel;
+use crate::state::CategoryId;
+use crate::ws::frame::text_frame;
+use crate::ws::{Incoming, WsSession};
+
+use super::writes::LINGER;
+
+/// Most messages of one WebSocket handled per loop turn, so that a client that never stops
+/// sending cannot starve the others.
+const MESSAGES_PER_TURN: usize = 64;
+
+impl Sessions for Slab<Conn> {
+    fn hand_out(&mut self, key: usize, feed: &Feed) {
+        if let Some((session, mut wire)) = self.get_mut(key).and_then(Conn::ws) {
+            feed.hand_to(session, &mut wire, false);
+        }
+    }
+}
+
+impl Server {
+    /// Queues `101 Switching Protocols`, turns the connection into a WebSocket on `channel`
+    /// (for `/orders`, subscribed with the category's current totals queued) and reads what
+    /// the client sent after its handshake (`leftover`, the start of its first frames).
+    pub(super) fn start_websocket(
+        &mut self,
+        key: usize,
+        channel: Channel,
+        accept_key: &str,
+        leftover: Vec<u8>,
+    ) -> Next {
+        let conn = &mut self.conns[key];
+        conn.out.push(
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let mut session = WsSession::new(
+            leftover,
+            self.config.max_ws_message_bytes,
+            self.config.ws_queue_bytes,
+        );
+        session.echo = channel == Channel::Echo;
+        conn.proto = Proto::WebSocket(Box::new(session));
+        // Liveness: a ping each interval; a client silent for a whole interval is closed.
+        conn.deadline = Some((self.now + self.config.ws_ping_interval, Deadline::Ping));
+        let catalog = self.backend.catalog();
+        let name = match channel {
+            Channel::Echo => "echo",
+            Channel::Orders(Some(cat)) => catalog.category_name(cat),
+            Channel::Orders(None) => "(unknown category)",
+        };
+        self.log
+            .info(format_args!("{} websocket open #{key} {name}", conn.peer));
+        if let Channel::Orders(category) = channel {
+            self.subscribe(key, category);
+        }
+        self.read_ws(key)
+    }
+
+    /// Reads WebSocket messages (at most `MESSAGES_PER_TURN` per turn), answering commands.
+    /// A protocol violation is answered with its close code, and the connection drains.
+    pub(super) fn read_ws(&mut self, key: usize) -> Next {
+        for _ in 0..MESSAGES_PER_TURN {
+            if self.conns[key].phase != Phase::Open {
+                return Next::Flush;
+            }
+            // Whatever this message makes us send goes after every total published before.
+            self.take_feed(key);
+            let conn = &mut self.conns[key];
+            let Some((session, mut wire)) = conn.ws() else {
+                return Next::Idle;
+            };
+            let incoming = match session.read(&mut wire) {
+                Ok(incoming) => incoming,
+                Err(closed) => {
+                    if let Some(code) = closed.code {
+                        // tungstenite gives up without telling the peer why: tell it.
+                        session.fail(&mut wire, code, &closed.reason);
+                        self.log.info(format_args!(
+                            "{} websocket #{key} close {code}: {}",
+                            conn.peer, closed.reason
+                        ));
+                    } else {
+                        self.log.debug(format_args!(
+                            "{} websocket #{key} ended: {}",
+                            conn.peer, closed.reason
+                        ));
+                    }
+                    return self.drain_ws(key);
+                }
+            };
+            if !matches!(incoming, Incoming::Blocked) {
+                session.heard_from = true;
+            }
+            match incoming {
+                Incoming::Blocked => return Next::Flush,
+                Incoming::Control => {}
+                Incoming::Text(text) if session.echo => {
+                    if !session.push_message(&mut wire, Message::Text(text)) {
+                        // The echo client is not reading; its queue is full.
+                        session.close(&mut wire, 1008, "echo queue full");
+                    }
+                }
+                Incoming::Binary(bytes) if session.echo => {
+                    if !session.push_message(&mut wire, Message::Binary(bytes)) {
+                        session.close(&mut wire, 1008, "echo queue full");
+                    }
+                }
+                Incoming::Text(text) => self.on_ws_text(key, text.as_str()),
+                Incoming::Binary(_) => {
+                    let msg = "binary messages are not supported; send JSON text";
+                    session.push_text(&mut wire, error_message(msg));
+                }
+            }
+        }
+        Next::Reread
+    }
+
+    /// Handles one text message from a subscriber.
+    fn on_ws_text(&mut self, key: usize, text: &str) {
+        match parse_command(text) {
+            Ok(Command::UpdateCategory(name)) => {
+                let category = self.backend.catalog().category(&name);
+                self.log
+                    .debug(format_args!("websocket #{key} update-category {name}"));
+                self.subscribe(key, category);
+            }
+            Err(msg) => {
+                let conn = &mut self.conns[key];
+                let shown: String = text.chars().take(200).collect();
+                self.log.warn(format_args!(
+                    "{} websocket #{key} message {shown:?}: {msg}",
+                    conn.peer
+                ));
+                if let Some((session, mut wire)) = conn.ws() {
+                    session.push_text(&mut wire, error_message(&msg));
+                }
+            }
+        }
+    }
+
+    /// Moves `key`'s subscription to `category` (or to nothing) and queues that category's
+    /// current totals. Totals published to its old category before the move are queued
+    /// first (unless the session is conflating: conflated totals of the old category are
+    /// dropped).
+    fn subscribe(&mut self, key: usize, category: Option<CategoryId>) {
+        self.take_feed(key);
+        self.fanout.subscribe(key, category);
+        let Some((session, mut wire)) = self.conns[key].ws() else {
+            return;
+        };
+        session.clear_conflated();
+        if let Some(cat) = category {
+            self.fanout.feed(cat).follow(session);
+            for p in self.backend.catalog().products(cat) {
+                let frame = text_frame(&total_message(&p.id, p.total));
+                session.push_total(&mut wire, &frame, &p.id, p.total);
+            }
+        }
+    }
+
+    /// Queues for the session of `key` what its category's feed holds that it has not
+    /// taken yet, without writing to the socket: whatever is queued next goes after them.
+    pub(super) fn take_feed(&mut self, key: usize) {
+        let feed = self.fanout.feed_of(key);
+        if let (Some(feed), Some((session, mut wire))) = (feed, self.conns[key].ws()) {
+            feed.hand_to(session, &mut wire, false);
+        }
+    }
+
+    /// A session that is over (closed by either side, or failed): it takes no more totals,
+    /// writes what it has queued (a close frame last) within the linger time, and closes.
+    pub(super) fn drain_ws(&mut self, key: usize) -> Next {
+        self.fanout.unsubscribe(key);
+        let conn = &mut self.conns[key];
+        if conn.out.is_empty() {
+            return Next::Close;
+        }
+        conn.phase = Phase::Draining;
+        conn.deadline = Some((self.now + LINGER, Deadline::Idle));
+        Next::Flush
+    }
+}
