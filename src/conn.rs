@@ -44,10 +44,13 @@ pub struct Http {
     pub parser: Parser,
     /// Bytes received and not yet parsed.
     pub inbuf: Vec<u8>,
-    /// A request waiting for its change to be applied. No further request is parsed or read
-    /// meanwhile, so a pipeline cannot grow memory; its response is queued when the result
-    /// comes, after every response before it.
+    /// A request waiting for its change to be applied. No further request is parsed
+    /// meanwhile (and no more is read than one read's worth), so a pipeline cannot grow
+    /// memory; its response is queued when the result comes, after every response before it.
     pub held: Option<Held>,
+    /// Reading stopped behind a held request with input left in the socket, which
+    /// (edge-triggered) no event will announce again: it is read once the answer is out.
+    pub unread: bool,
     /// Reading stopped because too much output waits; it resumes once the queue drains.
     pub paused: bool,
     /// The peer has closed its sending side.
@@ -148,10 +151,18 @@ impl Conn {
     pub fn flush(&mut self) -> io::Result<Flushed> {
         match &mut self.proto {
             Proto::Http(_) => self.out.write_to(&mut self.stream),
-            Proto::WebSocket(session) => session.flush(&mut Wire {
-                stream: &mut self.stream,
-                out: &mut self.out,
-            }),
+            Proto::WebSocket(session) => {
+                let mut wire = Wire {
+                    stream: &mut self.stream,
+                    out: &mut self.out,
+                };
+                let flushed = session.flush(&mut wire)?;
+                // Totals usually go straight from the feed to the socket, so a WebSocket's
+                // queue is rarely used again once written: thousands of idle subscribers
+                // should not each keep a buffer.
+                self.out.release();
+                Ok(flushed)
+            }
         }
     }
 

@@ -32,7 +32,8 @@ enum Dispatched {
 impl Server {
     /// Answers the requests already buffered, then reads and answers more, at most
     /// `READS_PER_TURN` reads. Reading stops while the client does not read its responses
-    /// (`paused`), while a request is held, and once the connection drains.
+    /// (`paused`) and once the connection drains; while a request is held, what follows it
+    /// is read (up to one read's worth) but not parsed.
     pub(super) fn read_http(&mut self, key: usize) -> Next {
         let mut next = Next::Idle;
         if let Some(http) = self.conns[key].http()
@@ -47,11 +48,16 @@ impl Server {
             let Proto::Http(http) = &mut conn.proto else {
                 return next;
             };
-            if conn.phase != Phase::Open || http.held.is_some() || http.paused || http.peer_eof {
+            if conn.phase != Phase::Open || http.paused || http.peer_eof {
                 return next;
             }
             if backlog > OUT_HIGH_WATER_BYTES {
                 http.paused = true;
+                return next;
+            }
+            if http.held.is_some() && http.inbuf.len() >= READ_CHUNK_BYTES {
+                // Enough waits behind the held request; the rest is read once it is answered.
+                http.unread = true;
                 return next;
             }
             match conn.stream.read(scratch) {
@@ -201,8 +207,9 @@ impl Server {
         let bytes = response.body.len();
         self.log
             .request(&conn.peer, method, target, response.status, bytes);
-        // Requests pipelined behind it wait in the buffer; the peer may have finished.
-        let more = !http.inbuf.is_empty() || http.peer_eof;
+        // Requests pipelined behind it wait in the buffer or the socket; the peer may
+        // have finished.
+        let more = !http.inbuf.is_empty() || http.peer_eof || std::mem::take(&mut http.unread);
         let keep_alive = req.keep_alive && !shutting_down;
         conn.respond(&response, req.method() == Method::Head, keep_alive);
         if more { Next::Reread } else { Next::Flush }

@@ -181,3 +181,46 @@ fn a_burst_of_orders_larger_than_the_queue_budget_is_handed_out_in_order() {
         }
     }
 }
+
+/// Orders from many connections at once, each pipelining a burst, with a queue budget of
+/// 1 KiB per subscriber: each turn applies one order per connection, so the category's
+/// feed outgrows the budget within a turn and is handed out to the subscribers. A reading
+/// subscriber sees every total it is sent in order and ends with the current one, and so
+/// does one that only starts reading afterwards.
+#[test]
+fn a_burst_of_orders_from_many_connections_is_handed_out_in_order() {
+    let addr = start_with(mock_srv::Config {
+        ws_queue_bytes: 1024,
+        ..Default::default()
+    });
+    let mut reader = ws_connect(addr, "/orders/electronics");
+    let mut late = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut reader, 2);
+    let (posters, per_poster) = (40, 25);
+    let post = "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"amount\":1}";
+    let mut clients: Vec<Client> = (0..posters).map(|_| Client::connect(addr)).collect();
+    for c in &mut clients {
+        c.send(post.repeat(per_poster).as_bytes());
+    }
+    for c in &mut clients {
+        for _ in 0..per_poster {
+            assert_eq!(c.read_response().status, 200);
+        }
+    }
+    let final_a1 = 3 + (posters * per_poster) as u64;
+    let mut last = 3;
+    while last != final_a1 {
+        let (id, total) = next_total(&mut reader);
+        assert_eq!(id, "A1");
+        assert!(total > last, "{total} after {last}");
+        last = total;
+    }
+    let mut last = 0;
+    while last != final_a1 {
+        let (id, total) = next_total(&mut late);
+        if id == "A1" {
+            assert!(total > last, "{total} after {last}");
+            last = total;
+        }
+    }
+}

@@ -200,6 +200,35 @@ fn keep_alive_pipelining_and_split_requests() {
     assert_eq!(current_total(addr, "confectionery", "B1"), 104);
 }
 
+/// A request pipelined behind a change is read only once the change is applied: it sees
+/// the new product, and an order for that product is not refused as unknown.
+#[test]
+fn a_request_pipelined_behind_a_change_sees_it() {
+    let addr = start();
+    let mut c = Client::connect(addr);
+    let product = r#"{"name":"Fan","rrp":"12.50","info":"Cool."}"#;
+    let order = r#"{"amount":4}"#;
+    let pipeline = format!(
+        "POST /electronics HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{product}\
+         POST /orders/A3 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{order}\
+         GET /electronics HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        product.len(),
+        order.len()
+    );
+    c.send(pipeline.as_bytes());
+    let added = c.read_response();
+    assert_eq!(added.status, 201);
+    assert_eq!(added.json()[2]["id"], "A3");
+    let ordered = c.read_response();
+    assert_eq!(
+        (ordered.status, ordered.body.as_str()),
+        (200, r#"{"ok":true}"#)
+    );
+    let listing = c.read_response();
+    assert_eq!(listing.json()[2]["name"], "Fan");
+    assert_eq!(current_total(addr, "electronics", "A3"), 4);
+}
+
 #[test]
 fn chunked_bodies_are_decoded() {
     let addr = start();

@@ -1,16 +1,18 @@
 //! HTTP/1.1 on bytes: the request parser (head with `httparse`, body framing by
-//! Content-Length or chunked, done here) and response serialisation. Pure: no sockets,
-//! no clocks. The connection feeds it whatever bytes have arrived and it says whether a
+//! Content-Length or [`chunked`], done here) and [`Response`] serialisation. Pure: no
+//! sockets, no clocks. The connection feeds it whatever bytes have arrived and it says whether a
 //! whole request is there yet.
 
-use tungstenite::Bytes;
+pub mod chunked;
+pub mod response;
 
-use crate::error::{HttpError, reason};
+use crate::error::HttpError;
+use chunked::ChunkDecoder;
+
+pub use response::Response;
 
 /// Most headers a request may carry; more is answered with 431.
 const MAX_HEADERS: usize = 64;
-/// Longest chunk-size line (with extensions) or trailer line of a chunked body.
-const MAX_CHUNK_LINE_BYTES: usize = 4096;
 
 /// The request methods the server knows. Anything else is answered with 501.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,222 +417,6 @@ fn lowercase<'a>(name: &str, buf: &'a mut [u8; 32]) -> &'a [u8] {
     lower
 }
 
-/// Decodes a chunked body as it arrives, keeping its place so no byte is looked at twice.
-#[derive(Debug, Default)]
-struct ChunkDecoder {
-    /// Offset (from the start of the body) of the next byte to decode.
-    pos: usize,
-    state: ChunkState,
-    body: Vec<u8>,
-    trailer_bytes: usize,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum ChunkState {
-    #[default]
-    Size,
-    Data(usize),
-    DataEnd,
-    Trailer,
-}
-
-impl ChunkDecoder {
-    /// Decodes what it can of `raw` (the body bytes received so far). Returns the number of
-    /// raw bytes the whole body used once the last chunk and trailer are in.
-    fn advance(&mut self, raw: &[u8], max_body: usize) -> Result<Option<usize>, HttpError> {
-        loop {
-            let rest = &raw[self.pos..];
-            match self.state {
-                ChunkState::Size => {
-                    // Framing (size lines, extensions) may not cost more than the data it
-                    // carries: a body of tiny chunks with long extensions is refused.
-                    if self.pos > max_body.saturating_mul(2) + MAX_CHUNK_LINE_BYTES {
-                        return Err(HttpError::new(
-                            413,
-                            format!("chunked body framing is larger than {max_body} bytes allow"),
-                        ));
-                    }
-                    let Some(line) = take_line(rest)? else {
-                        return Ok(None);
-                    };
-                    self.pos += line.len();
-                    let size = parse_chunk_size(line)?;
-                    if size > max_body.saturating_sub(self.body.len()) {
-                        return Err(HttpError::new(
-                            413,
-                            format!("request body is larger than {max_body} bytes"),
-                        ));
-                    }
-                    self.state = if size == 0 {
-                        ChunkState::Trailer
-                    } else {
-                        ChunkState::Data(size)
-                    };
-                }
-                ChunkState::Data(left) => {
-                    if rest.is_empty() {
-                        return Ok(None);
-                    }
-                    let n = left.min(rest.len());
-                    self.body.extend_from_slice(&rest[..n]);
-                    self.pos += n;
-                    self.state = if n == left {
-                        ChunkState::DataEnd
-                    } else {
-                        ChunkState::Data(left - n)
-                    };
-                }
-                ChunkState::DataEnd => match rest {
-                    [] | [b'\r'] => return Ok(None),
-                    [b'\r', b'\n', ..] => {
-                        self.pos += 2;
-                        self.state = ChunkState::Size;
-                    }
-                    _ => {
-                        return Err(HttpError::new(
-                            400,
-                            "chunk data is longer than its declared size",
-                        ));
-                    }
-                },
-                ChunkState::Trailer => {
-                    let Some(line) = take_line(rest)? else {
-                        return Ok(None);
-                    };
-                    self.pos += line.len();
-                    self.trailer_bytes += line.len();
-                    if self.trailer_bytes > MAX_CHUNK_LINE_BYTES {
-                        return Err(HttpError::new(431, "chunked trailer is too large"));
-                    }
-                    if line == b"\r\n" {
-                        return Ok(Some(self.pos));
-                    }
-                    let is_field = line.ends_with(b"\r\n")
-                        && line.iter().position(|&b| b == b':').is_some_and(|colon| {
-                            colon > 0 && line[..colon].iter().all(|b| b.is_ascii_graphic())
-                        });
-                    if !is_field {
-                        return Err(HttpError::new(400, "malformed chunked trailer"));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The first line of `buf` including its `\n`, if it has arrived; 400 when it is too long.
-fn take_line(buf: &[u8]) -> Result<Option<&[u8]>, HttpError> {
-    let window = &buf[..buf.len().min(MAX_CHUNK_LINE_BYTES)];
-    match window.iter().position(|&b| b == b'\n') {
-        Some(i) => Ok(Some(&buf[..=i])),
-        None if buf.len() >= MAX_CHUNK_LINE_BYTES => {
-            Err(HttpError::new(400, "chunk line is too long"))
-        }
-        None => Ok(None),
-    }
-}
-
-/// Parses the hex size at the start of a chunk-size line (extensions after `;` ignored).
-fn parse_chunk_size(line: &[u8]) -> Result<usize, HttpError> {
-    let bad = || HttpError::new(400, "invalid chunk size line");
-    let line = line.strip_suffix(b"\r\n").ok_or_else(bad)?;
-    if line.contains(&b'\r') {
-        return Err(bad());
-    }
-    let end = line.iter().position(|&b| b == b';').unwrap_or(line.len());
-    let digits = line[..end].trim_ascii_end();
-    if digits.is_empty() {
-        return Err(bad());
-    }
-    digits.iter().try_fold(0usize, |acc, &b| {
-        let d = (b as char).to_digit(16).ok_or_else(bad)? as usize;
-        acc.checked_mul(16)
-            .and_then(|v| v.checked_add(d))
-            .ok_or_else(bad)
-    })
-}
-
-/// A response the routes build and the connection serialises. The body is shared, not
-/// copied: a cached body (a category listing, a built-in file) costs a reference count.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub content_type: Option<&'static str>,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Bytes,
-}
-
-impl Response {
-    /// A response with a JSON body.
-    pub fn json(status: u16, body: impl Into<Bytes>) -> Response {
-        Response {
-            status,
-            content_type: Some("application/json; charset=utf-8"),
-            headers: Vec::new(),
-            body: body.into(),
-        }
-    }
-
-    /// A response with no body (such as 204).
-    pub fn empty(status: u16) -> Response {
-        Response {
-            status,
-            content_type: None,
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
-    }
-
-    /// The JSON error response for `err`, with its extra headers.
-    pub fn error(err: &HttpError) -> Response {
-        let mut r = Response::json(err.status(), err.body());
-        r.headers.extend(err.headers.iter().cloned());
-        r
-    }
-
-    /// Adds a header.
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    /// Appends the serialised response to `out`. `head_only` leaves the body out (HEAD)
-    /// but keeps its Content-Length; `keep_alive` false adds `Connection: close`.
-    pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
-        // Plain appends rather than `write!`: this runs for every response.
-        let mut digits = itoa::Buffer::new();
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(digits.format(self.status).as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(reason(self.status).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        if let Some(ct) = self.content_type {
-            put_header(out, "Content-Type", ct);
-        }
-        if self.status >= 200 && self.status != 204 {
-            put_header(out, "Content-Length", digits.format(self.body.len()));
-        }
-        for (name, value) in &self.headers {
-            put_header(out, name, value);
-        }
-        if !keep_alive {
-            out.extend_from_slice(b"Connection: close\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-        if !head_only && self.status != 204 {
-            out.extend_from_slice(&self.body);
-        }
-    }
-}
-
-/// Appends `name: value\r\n`.
-fn put_header(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,23 +606,5 @@ mod tests {
         assert!(req.wants_websocket);
         assert_eq!(req.ws_key.as_deref(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
         assert_eq!(req.origin.as_deref(), Some("http://localhost:5173"));
-    }
-
-    #[test]
-    fn responses_serialise_with_length_and_close() {
-        let mut out = Vec::new();
-        Response::json(200, b"{\"ok\":true}".to_vec()).write_to(&mut out, false, false);
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
-        assert!(text.contains("Content-Length: 11\r\n"));
-        assert!(text.contains("Connection: close\r\n"));
-        assert!(text.ends_with("\r\n\r\n{\"ok\":true}"));
-        let mut head = Vec::new();
-        Response::json(200, b"{}".to_vec()).write_to(&mut head, true, true);
-        assert!(
-            String::from_utf8(head)
-                .unwrap()
-                .ends_with("Content-Length: 2\r\n\r\n")
-        );
     }
 }

@@ -1,0 +1,109 @@
+//! Responses: what the routes build and the connection serialises into its output queue.
+
+use tungstenite::Bytes;
+
+use crate::error::{HttpError, reason};
+
+/// A response the routes build and the connection serialises. The body is shared, not
+/// copied: a cached body (a category listing, a built-in file) costs a reference count.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<&'static str>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// A response with a JSON body.
+    pub fn json(status: u16, body: impl Into<Bytes>) -> Response {
+        Response {
+            status,
+            content_type: Some("application/json; charset=utf-8"),
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// A response with no body (such as 204).
+    pub fn empty(status: u16) -> Response {
+        Response {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// The JSON error response for `err`, with its extra headers.
+    pub fn error(err: &HttpError) -> Response {
+        let mut r = Response::json(err.status(), err.body());
+        r.headers.extend(err.headers.iter().cloned());
+        r
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Appends the serialised response to `out`. `head_only` leaves the body out (HEAD)
+    /// but keeps its Content-Length; `keep_alive` false adds `Connection: close`.
+    pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
+        // Plain appends rather than `write!`: this runs for every response.
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(digits.format(self.status).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if let Some(ct) = self.content_type {
+            put_header(out, "Content-Type", ct);
+        }
+        if self.status >= 200 && self.status != 204 {
+            put_header(out, "Content-Length", digits.format(self.body.len()));
+        }
+        for (name, value) in &self.headers {
+            put_header(out, name, value);
+        }
+        if !keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if !head_only && self.status != 204 {
+            out.extend_from_slice(&self.body);
+        }
+    }
+}
+
+/// Appends `name: value\r\n`.
+fn put_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_serialise_with_length_and_close() {
+        let mut out = Vec::new();
+        Response::json(200, b"{\"ok\":true}".to_vec()).write_to(&mut out, false, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(text.contains("Content-Length: 11\r\n"));
+        assert!(text.contains("Connection: close\r\n"));
+        assert!(text.ends_with("\r\n\r\n{\"ok\":true}"));
+        let mut head = Vec::new();
+        Response::json(200, b"{}".to_vec()).write_to(&mut head, true, true);
+        assert!(
+            String::from_utf8(head)
+                .unwrap()
+                .ends_with("Content-Length: 2\r\n\r\n")
+        );
+    }
+}
