@@ -45,11 +45,12 @@ pub struct Http {
     /// Bytes received and not yet parsed.
     pub inbuf: Vec<u8>,
     /// A request waiting for its change to be applied. No further request is parsed
-    /// meanwhile (and no more is read than one read's worth), so a pipeline cannot grow
+    /// meanwhile (and at most about two reads' worth is buffered), so a pipeline cannot grow
     /// memory; its response is queued when the result comes, after every response before it.
     pub held: Option<Held>,
     /// Reading stopped behind a held request with input left in the socket, which
-    /// (edge-triggered) no event will announce again: it is read once the answer is out.
+    /// (edge-triggered) no event will announce again: it is read in the turn after the
+    /// answer is queued.
     pub unread: bool,
     /// Reading stopped because too much output waits; it resumes once the queue drains.
     pub paused: bool,

@@ -26,7 +26,8 @@ use crate::state::{CategoryId, Update};
 /// The subscribers' sessions as the fan-out reaches them (the server's connections).
 pub trait Sessions {
     /// Queues for the session of `key` what `feed` holds that it has not taken, without
-    /// writing to its socket (a hand-out happens while a request is being handled).
+    /// writing to its socket (a hand-out happens while updates are published, before the
+    /// write pass).
     fn hand_out(&mut self, key: usize, feed: &Feed);
 }
 

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use super::writes::LINGER;
 use super::{Next, Server};
 use crate::conn::{Deadline, Held, Phase, Proto};
 use crate::error::HttpError;
@@ -33,11 +34,13 @@ impl Server {
     /// Answers the requests already buffered, then reads and answers more, at most
     /// `READS_PER_TURN` reads. Reading stops while the client does not read its responses
     /// (`paused`) and once the connection drains; while a request is held, what follows it
-    /// is read (up to one read's worth) but not parsed.
+    /// is read (up to about two reads' worth) but not parsed.
     pub(super) fn read_http(&mut self, key: usize) -> Next {
         let mut next = Next::Idle;
+        // Requests left in the buffer (behind a held request, or when reading was paused),
+        // or a peer that finished sending meanwhile, are dealt with before reading more.
         if let Some(http) = self.conns[key].http()
-            && !http.inbuf.is_empty()
+            && (!http.inbuf.is_empty() || http.peer_eof)
         {
             next = self.handle_requests(key);
         }
@@ -227,6 +230,8 @@ impl Server {
         );
         self.log.info(format_args!("{} {err}", conn.peer));
         conn.respond(&Response::error(&err), false, false);
+        // A peer that does not read its 408 either is not waited for long.
+        conn.deadline = Some((self.now + LINGER, Deadline::Idle));
         Next::Flush
     }
 }

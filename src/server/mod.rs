@@ -6,7 +6,8 @@
 //!
 //! Handlers (reading, flushing, timers) never schedule anything themselves: each returns a
 //! [`Next`], and [`Server::act`] is the one place that lists a connection for a write or a
-//! read, starts lingering, or marks it to close. The parts live beside this file:
+//! read, starts lingering, or marks it to close. (The fan-out lists its subscribers for a
+//! write itself when it publishes: that is its own round, not a handler's verdict.) The parts live beside this file:
 //! `accept.rs`, `http.rs` (requests and held responses), `ws.rs` (sessions and commands),
 //! `writes.rs` (the write pass, lingering) and `timers.rs` (deadlines, the simulator,
 //! shutdown).
@@ -48,7 +49,8 @@ const SIGNALS: Token = Token(usize::MAX - 1);
 pub enum Next {
     /// Nothing until the socket says more.
     Idle,
-    /// Output is queued: write it before the next poll.
+    /// Output is queued: write it in the write pass before the next poll (a WebSocket
+    /// takes its place in the fan-out's list, written at most a slice per turn).
     Flush,
     /// Input may be left that no event will announce (a share of the turn ran out, reading
     /// was paused, a held request was answered): read it next turn, and write what is queued.

@@ -207,10 +207,16 @@ impl Server {
             return Next::Flush;
         }
         let conn = &mut self.conns[key];
-        let idle = conn.out.is_empty()
-            && !conn.is_held()
-            && conn.http().is_some_and(|http| !http.parser.in_progress());
-        if idle {
+        let out_empty = conn.out.is_empty();
+        let Some(http) = conn.http() else {
+            return Next::Close;
+        };
+        if !http.inbuf.is_empty() || http.unread {
+            // A request waits in the buffer (pipelined behind one just answered): it is
+            // answered, with `Connection: close`, and the connection drains after it.
+            return Next::Reread;
+        }
+        if out_empty && http.held.is_none() && !http.parser.in_progress() {
             return Next::Close;
         }
         conn.phase = Phase::Draining;

@@ -46,8 +46,8 @@ impl Server {
 
     /// Writes what the connection has queued; a WebSocket first takes what its feed holds
     /// for it (straight to the socket when nothing is queued ahead). Returns `Linger` once a
-    /// draining connection is written out, `Reread` when reading was paused for output
-    /// that is now written, `Close` when the socket is broken.
+    /// draining connection is written out, `Reread` when reading was paused (HTTP or
+    /// WebSocket) for output that is now written, `Close` when the socket is broken.
     fn flush(&mut self, key: usize) -> Next {
         let Some(conn) = self.conns.get_mut(key) else {
             return Next::Idle;
@@ -64,6 +64,10 @@ impl Server {
             Ok(Flushed::All) => match &mut conn.proto {
                 Proto::Http(http) if http.paused => {
                     http.paused = false;
+                    Next::Reread
+                }
+                Proto::WebSocket(session) if session.read_paused => {
+                    session.read_paused = false;
                     Next::Reread
                 }
                 _ => Next::Idle,

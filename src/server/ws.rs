@@ -100,11 +100,12 @@ impl Server {
                     return self.drain_ws(key);
                 }
             };
-            if !matches!(incoming, Incoming::Blocked) {
+            if !matches!(incoming, Incoming::Blocked | Incoming::Full) {
                 session.heard_from = true;
             }
             match incoming {
-                Incoming::Blocked => return Next::Flush,
+                // Full: the flush that writes the queue out lists it to be read again.
+                Incoming::Blocked | Incoming::Full => return Next::Flush,
                 Incoming::Control => {}
                 Incoming::Text(text) if session.echo => {
                     if !session.push_message(&mut wire, Message::Text(text)) {

@@ -76,6 +76,9 @@ pub enum Incoming {
     Control,
     /// Nothing more to read until the socket is readable again.
     Blocked,
+    /// Not read: the queue is over budget (the client is not reading what we send). Reading
+    /// resumes once the queue is written, so replies and pongs cannot grow it without end.
+    Full,
 }
 
 /// Why the session is over. `code` is the close code to send first, if any.
@@ -99,6 +102,8 @@ pub struct WsSession {
     pub echo: bool,
     /// The client sent something (a pong at least) since the last ping.
     pub heard_from: bool,
+    /// Reading stopped at [`Incoming::Full`]; resume once the queue is written.
+    pub read_paused: bool,
 }
 
 impl WsSession {
@@ -124,6 +129,7 @@ impl WsSession {
             feed_pos: 0,
             echo: false,
             heard_from: true,
+            read_paused: false,
         }
     }
 
@@ -218,7 +224,12 @@ impl WsSession {
     }
 
     /// Reads the next message. Pings are answered by tungstenite (the pong is queued).
+    /// Nothing is read while the queue is over budget ([`Incoming::Full`]).
     pub fn read<S: Read>(&mut self, wire: &mut Wire<S>) -> Result<Incoming, Closed> {
+        if wire.out.len() > self.queue_bytes {
+            self.read_paused = true;
+            return Ok(Incoming::Full);
+        }
         loop {
             return match self.ctx.read(wire) {
                 Ok(Message::Text(t)) => Ok(Incoming::Text(t)),
@@ -423,5 +434,31 @@ mod tests {
         assert_eq!(code(&mut bad_utf8), Some(1007));
         let mut unmasked = WsSession::new(vec![0x81, 0x02, b'h', b'i'], 1024, 4096);
         assert_eq!(code(&mut unmasked), Some(1002));
+    }
+
+    #[test]
+    fn a_client_that_pings_without_reading_is_read_no_further_than_the_budget() {
+        // 1,000 masked (key 0) pings with 100-byte payloads; the socket takes nothing.
+        let ping: Vec<u8> = [vec![0x89, 0x80 | 100, 0, 0, 0, 0], vec![b'p'; 100]].concat();
+        let mut p = Pipe::default();
+        p.stream.input = ping.repeat(1000).into_iter().collect();
+        let mut s = WsSession::new(Vec::new(), 1024, 1024);
+        let mut reads = 0;
+        loop {
+            match s.read(&mut p.wire()) {
+                Ok(Incoming::Control) => reads += 1,
+                Ok(Incoming::Full) => break,
+                other => panic!("{other:?} after {reads} pings"),
+            }
+        }
+        assert!(s.read_paused);
+        // The pongs queued stop just past the budget, and the rest stays unread.
+        assert!(p.out.len() <= 1024 + 102, "{} bytes queued", p.out.len());
+        assert!(reads < 12, "{reads} pings read");
+        assert!(p.stream.input.len() > 900 * ping.len());
+        // Written, the queue has room again and reading goes on.
+        p.stream.room = usize::MAX;
+        assert_eq!(s.flush(&mut p.wire()).unwrap(), Flushed::All);
+        assert!(matches!(s.read(&mut p.wire()), Ok(Incoming::Control)));
     }
 }

@@ -224,3 +224,40 @@ fn a_burst_of_orders_from_many_connections_is_handed_out_in_order() {
         }
     }
 }
+
+/// A client that sends pings without reading the pongs: past its queue budget the server
+/// stops reading it (TCP pushes back instead of the server buffering pongs), and once the
+/// client reads, reading resumes: every pong arrives, and then the answer to a command.
+#[test]
+fn a_client_that_pings_without_reading_is_paused_then_served() {
+    let addr = start_with(mock_srv::Config {
+        ws_queue_bytes: 1024,
+        ..Default::default()
+    });
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    // All the pings in one write, so the server gets one readable event for all of them:
+    // only its own resumption reads the ones left after it paused. Masked with key 0.
+    let pings = 300;
+    let mut burst = Vec::new();
+    for i in 0..pings {
+        burst.extend_from_slice(&[0x89, 0x80 | 100, 0, 0, 0, 0]);
+        burst.extend_from_slice(format!("{i:0100}").as_bytes());
+    }
+    ws.get_mut().write_all(&burst).unwrap();
+    let mut pongs = 0;
+    while pongs < pings {
+        match ws.read().expect("a pong before the timeout") {
+            tungstenite::Message::Pong(p) => {
+                assert_eq!(p, format!("{pongs:0100}").as_bytes(), "in order");
+                pongs += 1;
+            }
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+    ws.send(tungstenite::Message::text(
+        r#"{"cmd":"update-category","payload":{"category":"confectionery"}}"#,
+    ))
+    .unwrap();
+    assert_eq!(initial_totals(&mut ws, 1), totals(&[("B1", 101)]));
+}

@@ -229,6 +229,21 @@ fn a_request_pipelined_behind_a_change_sees_it() {
     assert_eq!(current_total(addr, "electronics", "A3"), 4);
 }
 
+/// A client that sends an order and then closes its sending side (`nc -N`, `curl` with a
+/// half-close) gets its answer and then the server's close, not a 60 s wait: the end of
+/// input is noticed behind the order held for the backend.
+#[test]
+fn an_order_followed_by_a_half_close_is_answered_then_closed() {
+    let addr = start();
+    let mut c = Client::connect(addr);
+    c.send(b"POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"amount\":2}");
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let r = c.read_response();
+    assert_eq!((r.status, r.body.as_str()), (200, r#"{"ok":true}"#));
+    assert!(c.is_closed_by_server(), "closed within {TIMEOUT:?}");
+    assert_eq!(current_total(addr, "electronics", "A1"), 5);
+}
+
 #[test]
 fn chunked_bodies_are_decoded() {
     let addr = start();
