@@ -3,7 +3,7 @@ ARGS ?=
 FUZZ_SECONDS ?= 60
 CARGO ?= cargo
 
-.PHONY: run build test unit smoke autobahn e2e fuzz bench bench-smoke check fmt clippy clean
+.PHONY: run build test unit crash smoke autobahn e2e fuzz bench bench-smoke check fmt clippy clean
 
 ## run: build in release mode and start on http://localhost:3000 (extra flags: make run ARGS="--simulate")
 run:
@@ -12,12 +12,19 @@ run:
 build:
 	$(CARGO) build --release
 
-## test: unit and integration tests, the smoke test with curl, websocat and nc, the
-## Autobahn WebSocket cases, then the browser tests (installs what is missing)
-test: unit smoke autobahn e2e
+## test: unit and integration tests, the journal's crash test, the smoke test with curl,
+## websocat and nc, the Autobahn WebSocket cases, then the browser tests (installs what is
+## missing)
+test: unit crash smoke autobahn e2e
 
 unit:
 	$(CARGO) test --workspace --all-targets
+
+## crash: the release binary with --journal, killed with SIGKILL under load, CRASH_ROUNDS
+## times (30 by default); every acknowledged order must be there after each restart
+crash:
+	$(CARGO) build --release --quiet
+	MOCK_SRV_BIN=target/release/mock-srv $(CARGO) test --quiet --test crash
 
 smoke:
 	$(CARGO) build --release --quiet
@@ -58,6 +65,7 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --test crash -- -D warnings
 
 clean:
 	$(CARGO) clean

@@ -43,6 +43,10 @@ pub struct Config {
     pub echo: bool,
     /// How long shutdown waits for WebSockets to finish closing.
     pub shutdown_grace: Duration,
+    /// Keep every change in this append-only file (`--journal`, `MOCK_SRV_JOURNAL`).
+    pub journal: Option<PathBuf>,
+    /// Compact the journal into a snapshot once it passes this size.
+    pub journal_compact_bytes: u64,
 }
 
 impl Default for Config {
@@ -64,6 +68,8 @@ impl Default for Config {
             max_connections: None,
             shutdown_grace: Duration::from_millis(1500),
             echo: false,
+            journal: None,
+            journal_compact_bytes: crate::state::journal::DEFAULT_COMPACT_BYTES,
         }
     }
 }
@@ -93,6 +99,11 @@ Options:
                             (same shape as data/products.json)
   --simulate[=MS]           every MS milliseconds a random product gains 1 to 7 orders
                             [default MS: 1500]
+  --journal FILE            keep every change in FILE (and FILE.snapshot): totals and
+                            products survive a restart or a crash, and a 200 means the
+                            change is on disk [default: in memory only]
+  --journal-compact-bytes N compact the journal into FILE.snapshot past N bytes
+                            [default: 67108864]
   --allow-origin ORIGIN     also accept requests from pages at ORIGIN
                             (e.g. http://my-app.test:8080); repeatable
   --max-head-bytes N        largest request head [default: 16384]
@@ -111,15 +122,17 @@ Options:
   -V, --version             print the version
 
 Environment:
-  PORT       port to listen on, when --port is not given
-  RUST_LOG   log level: error, warn, info (default), debug or trace
+  PORT              port to listen on, when --port is not given
+  MOCK_SRV_JOURNAL  the journal file, when --journal is not given
+  RUST_LOG          log level: error, warn, info (default), debug or trace
 ";
 
 impl Command {
-    /// Parses the arguments (without the program name). `port_env` is the value of `PORT`.
+    /// Parses the arguments (without the program name). `env` reads an environment variable
+    /// (`PORT`, `MOCK_SRV_JOURNAL`).
     pub fn parse(
         args: impl IntoIterator<Item = OsString>,
-        port_env: Option<String>,
+        env: impl Fn(&str) -> Option<String>,
     ) -> Result<Command, Error> {
         use lexopt::prelude::*;
 
@@ -134,6 +147,10 @@ impl Command {
                 Long("port") => port = Some(parser.value()?.parse::<u16>()?),
                 Long("static") => config.static_dir = Some(parser.value()?.into()),
                 Long("data") => config.data_file = Some(parser.value()?.into()),
+                Long("journal") => config.journal = Some(parser.value()?.into()),
+                Long("journal-compact-bytes") => {
+                    config.journal_compact_bytes = positive(&mut parser)? as u64
+                }
                 Long("simulate") => {
                     let ms = match parser.optional_value() {
                         Some(v) => v.parse::<u64>()?,
@@ -171,7 +188,12 @@ impl Command {
                 _ => return Err(arg.unexpected().into()),
             }
         }
-        config.port = match (port, port_env) {
+        if config.journal.is_none() {
+            config.journal = env("MOCK_SRV_JOURNAL")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from);
+        }
+        config.port = match (port, env("PORT")) {
             (Some(p), _) => p,
             (None, Some(env)) => env
                 .trim()
@@ -202,8 +224,10 @@ fn millis(parser: &mut lexopt::Parser) -> Result<Duration, Error> {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str], env: Option<&str>) -> Result<Command, Error> {
-        Command::parse(args.iter().map(OsString::from), env.map(String::from))
+    /// Parses `args` with `PORT` set to `port` and no other environment.
+    fn parse(args: &[&str], port: Option<&str>) -> Result<Command, Error> {
+        let env = |name: &str| (name == "PORT").then(|| port.map(String::from)).flatten();
+        Command::parse(args.iter().map(OsString::from), env)
     }
 
     fn config(args: &[&str], env: Option<&str>) -> Config {
@@ -258,5 +282,25 @@ mod tests {
         }
         assert!(matches!(parse(&["--help"], None), Ok(Command::Help)));
         assert!(matches!(parse(&["-V"], None), Ok(Command::Version)));
+    }
+
+    #[test]
+    fn the_journal_comes_from_the_flag_or_the_environment() {
+        assert_eq!(config(&[], None).journal, None);
+        let flag = config(&["--journal", "a.log"], None);
+        assert_eq!(flag.journal.as_deref(), Some(std::path::Path::new("a.log")));
+        let env = |name: &str| (name == "MOCK_SRV_JOURNAL").then(|| "b.log".to_string());
+        let Ok(Command::Run(c)) = Command::parse(std::iter::empty(), env) else {
+            panic!("expected a config");
+        };
+        assert_eq!(c.journal.as_deref(), Some(std::path::Path::new("b.log")));
+        let Ok(Command::Run(c)) = Command::parse(["--journal".into(), "a.log".into()], env) else {
+            panic!("expected a config");
+        };
+        assert_eq!(
+            c.journal.as_deref(),
+            Some(std::path::Path::new("a.log")),
+            "the flag wins"
+        );
     }
 }

@@ -14,6 +14,9 @@ pub enum Error {
     Data(String),
     /// Binding, registering or polling failed; exit 1.
     Io { context: String, source: io::Error },
+    /// The journal cannot be read back into a state (damaged, or written for other data);
+    /// exit 1.
+    State(String),
 }
 
 impl Error {
@@ -29,7 +32,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::Data(_) => 2,
-            Error::Io { .. } => 1,
+            Error::Io { .. } | Error::State(_) => 1,
         }
     }
 }
@@ -38,7 +41,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(msg) => write!(f, "{msg} (see --help)"),
-            Error::Data(msg) => write!(f, "{msg}"),
+            Error::Data(msg) | Error::State(msg) => write!(f, "{msg}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

@@ -7,7 +7,8 @@ use mock_srv::config::{Command, HELP};
 use mock_srv::{Error, Server};
 
 fn main() -> ExitCode {
-    let config = match Command::parse(std::env::args_os().skip(1), std::env::var("PORT").ok()) {
+    let env = |name: &str| std::env::var(name).ok();
+    let config = match Command::parse(std::env::args_os().skip(1), env) {
         Ok(Command::Run(config)) => *config,
         Ok(Command::Help) => {
             print!("{HELP}");

@@ -154,6 +154,9 @@ fn refused(refusal: &Refusal) -> HttpError {
         Refusal::UnknownProduct(_) => 404,
         Refusal::OutOfRange { .. } => 400,
         Refusal::CategoryFull(_) => 409,
+        Refusal::Unavailable(_) => {
+            return HttpError::new(503, refusal.to_string()).with_header("Retry-After", "1");
+        }
     };
     HttpError::new(status, refusal.to_string())
 }

@@ -105,6 +105,8 @@ impl Server {
                     .map_err(|e| Error::Data(format!("data file {}: {e}", path.display())))?
             }
         };
+        let mut log = Log::from_env();
+        let backend = open_backend(&config, catalog, &mut log)?;
         let files = match &config.static_dir {
             None => StaticFiles::BuiltIn,
             Some(dir) => StaticFiles::dir(dir)
@@ -136,7 +138,8 @@ impl Server {
             loopback_hosts_only: addr.ip().is_loopback(),
             extra_origins: config.allow_origins.clone(),
         };
-        let fanout = Fanout::new(catalog.category_names().count(), config.ws_queue_bytes);
+        let categories = backend.catalog().category_names().count();
+        let fanout = Fanout::new(categories, config.ws_queue_bytes);
         let now = Instant::now();
         Ok(Server {
             poll,
@@ -149,7 +152,7 @@ impl Server {
                 access,
                 echo: config.echo,
             },
-            backend: Box::new(Memory::new(catalog)),
+            backend,
             fanout,
             limits: Limits {
                 max_head_bytes: config.max_head_bytes,
@@ -162,7 +165,7 @@ impl Server {
             done: Vec::new(),
             updates: Vec::new(),
             scratch: vec![0; http::READ_CHUNK_BYTES],
-            log: Log::from_env(),
+            log,
             timers: timers::Timers::new(&config, now),
             signals: None,
             now,
@@ -187,7 +190,14 @@ impl Server {
 
     /// Shuts down gracefully on SIGINT and SIGTERM (see [`Server::run`]).
     pub fn handle_signals(&mut self) -> Result<(), Error> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::consts::{SIGINT, SIGTERM, SIGXFSZ};
+        // Past a file size limit (RLIMIT_FSIZE) a write should fail with EFBIG, answered
+        // like a full disk, rather than kill the process.
+        signal_hook::flag::register(
+            SIGXFSZ,
+            std::sync::Arc::<std::sync::atomic::AtomicBool>::default(),
+        )
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
         let mut signals = Signals::new([SIGINT, SIGTERM])
             .map_err(|e| Error::io("cannot install signal handlers", e))?;
         self.poll
@@ -207,6 +217,7 @@ impl Server {
         loop {
             self.before_sleep();
             if self.timers.stopped(self.now, self.conns.is_empty()) {
+                self.backend.report(&mut self.log);
                 self.log.info(format_args!("stopped"));
                 self.log.flush();
                 return Ok(());
@@ -254,7 +265,7 @@ impl Server {
     /// responses; the updates go to the fan-out; connections with output are written; the
     /// ones marked are closed; the log is written.
     fn before_sleep(&mut self) {
-        self.backend.before_sleep();
+        self.backend.before_sleep(&mut self.log);
         self.backend.drain(&mut self.done, &mut self.updates);
         let mut done = std::mem::take(&mut self.done);
         for (ticket, result) in done.drain(..) {
@@ -340,6 +351,37 @@ impl Server {
             }
         }
     }
+}
+
+/// The backend the config asks for: the state in memory, with a journal when one is given
+/// (replayed on top of `catalog`, the data).
+fn open_backend(
+    config: &Config,
+    catalog: Catalog,
+    log: &mut Log,
+) -> Result<Box<dyn Backend>, Error> {
+    let Some(path) = &config.journal else {
+        return Ok(Box::new(Memory::new(catalog)));
+    };
+    let (memory, opened) =
+        Memory::with_journal(path, catalog, config.journal_compact_bytes).map_err(Error::State)?;
+    let name = path.display();
+    if opened.dropped > 0 {
+        log.warn(format_args!(
+            "journal {name}: cut off a torn tail of {} bytes (a write the last run did not finish)",
+            opened.dropped
+        ));
+    }
+    let base = if opened.from_snapshot {
+        "its snapshot"
+    } else {
+        "the data"
+    };
+    log.info(format_args!(
+        "journal {name}: {} changes replayed on top of {base}",
+        opened.replayed
+    ));
+    Ok(Box::new(memory))
 }
 
 impl std::fmt::Debug for Server {

@@ -18,7 +18,7 @@ pub const MAX_PRODUCTS_PER_CATEGORY: usize = 1_000;
 pub type CategoryId = usize;
 
 /// One product and its running order total.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Product {
     pub id: String,
@@ -29,17 +29,21 @@ pub struct Product {
     pub total: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct CategoryFile {
+struct CategoryFile<P = Product> {
     name: String,
     prefix: String,
-    products: Vec<Product>,
+    products: Vec<P>,
 }
 
+/// A data file, or a snapshot of the state (which also says how many journal records it
+/// holds: `seq`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
+    #[serde(default)]
+    seq: u64,
     categories: Vec<CategoryFile>,
 }
 
@@ -107,6 +111,8 @@ pub enum Refusal {
     OutOfRange { id: String, total: u64, amount: i64 },
     /// The category holds [`MAX_PRODUCTS_PER_CATEGORY`] products already.
     CategoryFull(String),
+    /// The backend cannot make changes now (its disk or its store is failing); saying why.
+    Unavailable(String),
 }
 
 impl fmt::Display for Refusal {
@@ -122,6 +128,7 @@ impl fmt::Display for Refusal {
                 f,
                 "category {name} is full ({MAX_PRODUCTS_PER_CATEGORY} products)"
             ),
+            Refusal::Unavailable(why) => write!(f, "{why}"),
         }
     }
 }
@@ -130,6 +137,12 @@ impl Catalog {
     /// Builds the store from JSON in the shape of `data/products.json`, checking every rule
     /// the server relies on (names, prefixes, ids, totals). The error says what is wrong.
     pub fn from_json(text: &str) -> Result<Catalog, String> {
+        Catalog::from_snapshot(text).map(|(catalog, _)| catalog)
+    }
+
+    /// Reads a snapshot written by [`Catalog::snapshot`] (or a data file, as of `seq` 0):
+    /// the catalog, and the sequence number of the last journal record it holds.
+    pub fn from_snapshot(text: &str) -> Result<(Catalog, u64), String> {
         let file: CatalogFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut categories: Vec<Category> = Vec::new();
         for c in file.categories {
@@ -182,7 +195,27 @@ impl Catalog {
             category.refresh_listing();
             categories.push(category);
         }
-        Ok(Catalog { categories })
+        Ok((Catalog { categories }, file.seq))
+    }
+
+    /// The whole state as JSON in the shape of a data file, with totals, and `seq`: the
+    /// sequence number of the last journal record it holds.
+    pub fn snapshot(&self, seq: u64) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Snapshot<'a> {
+            seq: u64,
+            categories: Vec<CategoryFile<&'a Product>>,
+        }
+        let categories = self
+            .categories
+            .iter()
+            .map(|c| CategoryFile {
+                name: c.name.clone(),
+                prefix: c.prefix.clone(),
+                products: c.products.iter().collect(),
+            })
+            .collect();
+        serde_json::to_vec(&Snapshot { seq, categories }).unwrap_or_default()
     }
 
     /// The seed's fixtures: electronics (A1, A2) and confectionery (B1).
@@ -284,6 +317,26 @@ impl Catalog {
         }
         product.total = total as u64;
         Ok((cat, product.total))
+    }
+
+    /// The total of product `id`.
+    pub fn total(&self, id: &str) -> Option<u64> {
+        let (cat, i) = self.find(id)?;
+        Some(self.categories[cat].products[i].total)
+    }
+
+    /// Puts back a total that a change not made durable had changed (see `state::journal`).
+    pub fn restore_total(&mut self, id: &str, total: u64) {
+        if let Some((cat, i)) = self.find(id) {
+            self.categories[cat].products[i].total = total;
+        }
+    }
+
+    /// Takes back the newest product of `cat`, added by a change not made durable.
+    pub fn remove_newest_product(&mut self, cat: CategoryId) {
+        let c = &mut self.categories[cat];
+        c.products.pop();
+        c.refresh_listing();
     }
 
     /// The `n`th product across all categories (category order, then id order).
@@ -457,5 +510,22 @@ mod tests {
         let s = Catalog::from_json(ok).unwrap();
         let ids: Vec<_> = s.products(0).iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["T2", "T10"]);
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_as_the_same_state() {
+        let mut s = Catalog::with_defaults();
+        let el = s.category("electronics").unwrap();
+        s.add_amount("A2", 5).unwrap();
+        s.add_product(el, product("Fan")).unwrap();
+        let (back, seq) =
+            Catalog::from_snapshot(std::str::from_utf8(&s.snapshot(42)).unwrap()).unwrap();
+        assert_eq!(seq, 42);
+        for cat in 0..2 {
+            assert_eq!(back.products(cat), s.products(cat));
+            assert_eq!(back.listing(cat), s.listing(cat));
+        }
+        // A data file is a snapshot of nothing.
+        assert_eq!(Catalog::from_snapshot(DEFAULT_DATA).unwrap().1, 0);
     }
 }

@@ -8,14 +8,18 @@
 //! ```
 //!
 //! Reads (`GET`s, a new subscriber's first totals) are served from the backend's
-//! [`Catalog`] at once. [`memory`] applies changes when they are drained, in the loop turn
-//! they were submitted in.
+//! [`Catalog`] at once. [`memory`] applies changes at the end of the loop turn they were
+//! submitted in, and with a [`journal`] makes them durable before they are answered.
 
 pub mod catalog;
+pub mod journal;
 pub mod memory;
+pub mod record;
 
 pub use catalog::{Catalog, CategoryId, MAX_TOTAL, NewProduct, Product, Refusal};
 pub use memory::Memory;
+
+use crate::log::Log;
 
 /// Names the response a result belongs to: the connection's slab key and its connection
 /// id. Slab keys are reused, so a result whose connection has closed must be dropped,
@@ -73,10 +77,14 @@ pub trait Backend: std::fmt::Debug + Send {
     /// the simulator). Its result comes out of [`Backend::drain`], never before.
     fn submit(&mut self, ticket: Option<Ticket>, op: Op);
 
-    /// Work to finish before the loop writes its responses (applying, persisting).
-    fn before_sleep(&mut self);
+    /// Work to finish before the loop writes its responses (applying, persisting). What
+    /// went wrong is logged here, once per episode.
+    fn before_sleep(&mut self, log: &mut Log);
 
     /// Moves finished changes to `done` (those with a ticket) and every resulting change
     /// of a total to `updates`, in the order they were applied.
     fn drain(&mut self, done: &mut Vec<Done>, updates: &mut Vec<Update>);
+
+    /// Logs what the backend did, when the server stops.
+    fn report(&self, log: &mut Log);
 }

@@ -4,5 +4,6 @@
 mod helpers;
 mod hostile;
 mod http;
+mod journal;
 mod ops;
 mod ws;

@@ -9,10 +9,10 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::helpers::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mock-srv");
+pub const BIN: &str = env!("CARGO_BIN_EXE_mock-srv");
 
 /// Runs the binary to completion; returns (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (i32, String, String) {
+pub fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .env_remove("PORT")
@@ -27,7 +27,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 /// Starts the binary on port 0 and reads the address from its first line of output.
-fn spawn(args: &[&str]) -> (Child, SocketAddr) {
+pub fn spawn(args: &[&str]) -> (Child, SocketAddr) {
     let mut cmd = Command::new(BIN);
     cmd.args(["--port", "0"]).args(args).env("RUST_LOG", "warn");
     let (child, line) = start(cmd);
@@ -36,7 +36,7 @@ fn spawn(args: &[&str]) -> (Child, SocketAddr) {
 
 /// Starts `cmd` (the binary, or a shell that execs it) and returns it with the first line
 /// it prints.
-fn start(mut cmd: Command) -> (Child, String) {
+pub fn start(mut cmd: Command) -> (Child, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -50,14 +50,14 @@ fn start(mut cmd: Command) -> (Child, String) {
 }
 
 /// The address in `mock-srv listening on http://ADDR`.
-fn listening_addr(line: &str) -> SocketAddr {
+pub fn listening_addr(line: &str) -> SocketAddr {
     let addr = line.trim().rsplit("http://").next().unwrap();
     addr.parse()
         .unwrap_or_else(|_| panic!("no address in {line:?}"))
 }
 
 /// Sends SIGTERM and returns the exit code, failing if the process takes over 5 s.
-fn terminate(mut child: Child) -> i32 {
+pub fn terminate(mut child: Child) -> i32 {
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
