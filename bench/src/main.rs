@@ -5,6 +5,7 @@
 //! runs on another. The yardstick runs first, then mock-srv, figure by figure, so both meet
 //! the same machine at nearly the same moment.
 
+mod journal;
 mod load;
 mod procs;
 mod scenarios;
@@ -23,7 +24,7 @@ Usage: mock-srv-bench [--quick] [--only PART] [--seconds S] [--rounds N] [--idle
                       [--mock-srv PATH] [--yardstick PATH]
 
   --quick            a short run with small counts that proves the bench works
-  --only PART        one part: requests, fanout, paced or idle (default: all)
+  --only PART        one part: requests, fanout, paced, idle or journal (default: all)
   --seconds S        how long each request-throughput figure is measured (default 3)
   --rounds N         rounds per figure, alternating the servers; the median is shown
                      (default 5; idle memory and broadcast run once)
@@ -32,7 +33,7 @@ Usage: mock-srv-bench [--quick] [--only PART] [--seconds S] [--rounds N] [--idle
   --yardstick PATH   the yardstick server (default target/release/yardstick)
 ";
 
-const PARTS: [&str; 4] = ["requests", "fanout", "paced", "idle"];
+const PARTS: [&str; 5] = ["requests", "fanout", "paced", "idle", "journal"];
 
 struct Options {
     quick: bool,
@@ -508,11 +509,35 @@ fn run(o: &Options) -> Result<(), String> {
         note_delivery(&mut table, &what, [y, m]);
     }
 
+    let journal = if o.runs("journal") {
+        eprintln!("the journal's cost...");
+        Some(journal::run(
+            &o.mock_srv,
+            cpus,
+            rounds,
+            warmup,
+            measure,
+            o.quick,
+        )?)
+    } else {
+        None
+    };
+
     println!(
         "{}; mock-srv logging at its default level.\n",
         cpus.describe()
     );
-    table.print();
+    if !table.rows.is_empty() {
+        table.print();
+    }
+    if let Some(journal::Rows(rows)) = journal {
+        println!(
+            "\nThe journal: mock-srv in memory and with `--journal` (group commit, one fdatasync per loop turn), alternating in each round.\n"
+        );
+        for row in rows {
+            println!("{row}");
+        }
+    }
     Ok(())
 }
 

@@ -94,12 +94,26 @@ impl ServerProc {
     /// Starts `program args...` on the server's cpu and waits for the `... listening on
     /// http://ADDR` line on its stdout. Its log (stderr) goes to /dev/null, still written.
     pub fn start(program: &Path, args: &[&str], cpus: Cpus) -> io::Result<ServerProc> {
+        ServerProc::start_logged(program, args, cpus, None)
+    }
+
+    /// As [`ServerProc::start`], with the server's log written to `log` when given.
+    pub fn start_logged(
+        program: &Path,
+        args: &[&str],
+        cpus: Cpus,
+        log: Option<&Path>,
+    ) -> io::Result<ServerProc> {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path)?),
+            None => Stdio::null(),
+        };
         pin(cpus.server);
         let child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             // Logging at its default level: one line per request, written once per turn.
             .env_remove("RUST_LOG")
             .spawn();

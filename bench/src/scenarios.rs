@@ -13,17 +13,33 @@ const ORDER: (&str, &str, Option<&str>) = ("POST", "/orders/A1", Some("{\"amount
 const STALL: Duration = Duration::from_secs(10);
 
 /// Requests per second from `conns` keep-alive clients, each sending its next request when
-/// the previous response is complete (no pipelining).
+/// the previous response is complete (no pipelining), and how long each took.
 pub struct Throughput {
     pub per_second: f64,
     pub cpu: CpuShare,
+    /// From a request's send (the previous response's arrival) to its response.
+    pub latency: Latency,
 }
 
-struct Count(u64);
+/// Counts responses, and times them while `timing`.
+struct Count {
+    n: u64,
+    sent: Vec<Instant>,
+    micros: Vec<u32>,
+    timing: bool,
+}
 
 impl Sink for Count {
-    fn response(&mut self, _: usize, _: Instant) -> bool {
-        self.0 += 1;
+    fn response(&mut self, key: usize, now: Instant) -> bool {
+        self.n += 1;
+        if let Some(sent) = self.sent.get_mut(key) {
+            if self.timing {
+                let us = now.saturating_duration_since(*sent).as_micros();
+                self.micros.push(us.min(u32::MAX as u128) as u32);
+            }
+            // The next request goes out now.
+            *sent = now;
+        }
         true
     }
     fn delivery(&mut self, _: usize, _: u64, _: u64, _: Instant) {}
@@ -39,21 +55,32 @@ pub fn throughput(
 ) -> io::Result<Throughput> {
     let mut load = Load::new(server.addr, net)?;
     let request = load.request(method, path, body);
-    let mut count = Count(0);
+    let mut count = Count {
+        n: 0,
+        sent: Vec::new(),
+        micros: Vec::new(),
+        timing: false,
+    };
     for _ in 0..conns {
         let key = load.open_http(request.clone())?;
+        if count.sent.len() <= key {
+            count.sent.resize(key + 1, Instant::now());
+        }
+        count.sent[key] = Instant::now();
         load.send(key);
     }
     let started = Instant::now();
     run_until(&mut load, &mut count, started + warmup)?;
-    let (before, meter, from) = (count.0, CpuMeter::start(server), Instant::now());
+    count.timing = true;
+    let (before, meter, from) = (count.n, CpuMeter::start(server), Instant::now());
     run_until(&mut load, &mut count, from + measure)?;
     let seconds = from.elapsed().as_secs_f64();
     let cpu = meter.stop();
     check(&load)?;
     Ok(Throughput {
-        per_second: (count.0 - before) as f64 / seconds,
+        per_second: (count.n - before) as f64 / seconds,
         cpu,
+        latency: Latency::of(count.micros),
     })
 }
 
