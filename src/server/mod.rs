@@ -262,8 +262,9 @@ impl Server {
 
     /// The work before each poll, in order: the backend finishes this turn's changes (and
     /// makes them durable where it promises that); their results become the held
-    /// responses; the updates go to the fan-out; connections with output are written; the
-    /// ones marked are closed; the log is written.
+    /// responses; the updates go to the fan-out (and at shutdown, WebSockets are closed
+    /// after them); connections with output are written; the ones marked are closed; the
+    /// log is written.
     fn before_sleep(&mut self) {
         self.backend.before_sleep(&mut self.log);
         self.backend.drain(&mut self.done, &mut self.updates);
@@ -276,6 +277,7 @@ impl Server {
         for update in self.updates.drain(..) {
             self.fanout.publish(update, &mut self.conns);
         }
+        self.close_websockets_if_due();
         self.write_pending();
         self.close_marked();
         self.log.flush();

@@ -20,6 +20,8 @@ pub struct Timers {
     pub fd_warning_until: Option<Instant>,
     /// Shutting down: the loop ends when every connection is gone, or at this moment.
     shutdown_at: Option<Instant>,
+    /// Shutting down, and the WebSockets are still to be closed.
+    websockets_to_close: bool,
     /// The simulator's xorshift64 state.
     rng: u64,
 }
@@ -41,6 +43,7 @@ impl Timers {
             accept_paused_until: None,
             fd_warning_until: None,
             shutdown_at: None,
+            websockets_to_close: false,
             rng: seed | 1,
         }
     }
@@ -176,8 +179,9 @@ impl Server {
         self.begin_shutdown();
     }
 
-    /// Stops accepting, closes WebSockets with 1001 (after every total already published
-    /// to them) and lets HTTP responses in flight, held ones included, finish.
+    /// Stops accepting, lets HTTP responses in flight (held ones included) finish, and
+    /// closes WebSockets with 1001 once every change acknowledged has been published to
+    /// them (see [`Server::close_websockets_if_due`]).
     pub fn begin_shutdown(&mut self) {
         self.log.info(format_args!(
             "shutting down: closing {} connections",
@@ -187,6 +191,7 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.timers.shutdown_at = Some(self.now + self.config.shutdown_grace);
+        self.timers.websockets_to_close = true;
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let next = self.shut_down(key);
@@ -194,32 +199,51 @@ impl Server {
         }
     }
 
-    /// One connection at shutdown.
+    /// One HTTP connection at shutdown: closed when nothing is under way; otherwise it
+    /// drains, its held request answered with `Connection: close`. A request still in its
+    /// buffer is not answered (its client sees the connection end without an answer, so
+    /// nothing it did not hear about is counted as acknowledged).
     fn shut_down(&mut self, key: usize) -> Next {
-        if self.conns[key].phase != Phase::Open {
+        let conn = &mut self.conns[key];
+        if conn.phase != Phase::Open || conn.is_websocket() {
             return Next::Idle;
         }
-        if self.conns[key].is_websocket() {
-            self.take_feed(key);
-            if let Some((session, mut wire)) = self.conns[key].ws() {
-                session.close(&mut wire, 1001, "server shutting down");
-            }
-            return Next::Flush;
-        }
-        let conn = &mut self.conns[key];
         let out_empty = conn.out.is_empty();
         let Some(http) = conn.http() else {
             return Next::Close;
         };
-        if !http.inbuf.is_empty() || http.unread {
-            // A request waits in the buffer (pipelined behind one just answered): it is
-            // answered, with `Connection: close`, and the connection drains after it.
-            return Next::Reread;
-        }
-        if out_empty && http.held.is_none() && !http.parser.in_progress() {
+        let idle = out_empty
+            && http.held.is_none()
+            && http.inbuf.is_empty()
+            && !http.unread
+            && !http.parser.in_progress();
+        if idle {
             return Next::Close;
         }
         conn.phase = Phase::Draining;
         Next::Flush
+    }
+
+    /// At shutdown, closes every WebSocket with 1001 (after every total already published
+    /// to it) once no request is held: the updates of the changes answered during the
+    /// shutdown have been published first, so a subscriber hears of every acknowledged one.
+    pub(super) fn close_websockets_if_due(&mut self) {
+        if !self.timers.websockets_to_close || self.conns.iter().any(|(_, c)| c.is_held()) {
+            return;
+        }
+        self.timers.websockets_to_close = false;
+        let keys: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_websocket() && c.phase == Phase::Open)
+            .map(|(k, _)| k)
+            .collect();
+        for key in keys {
+            self.take_feed(key);
+            if let Some((session, mut wire)) = self.conns[key].ws() {
+                session.close(&mut wire, 1001, "server shutting down");
+            }
+            self.act(key, Next::Flush);
+        }
     }
 }
