@@ -29,6 +29,8 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod static_files;
+#[cfg(test)]
+pub mod testing;
 pub mod ws;
 
 pub use config::Config;

@@ -104,34 +104,14 @@ pub fn interrupted(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Takes `room` bytes, then says WouldBlock.
-    struct Full {
-        room: usize,
-        written: Vec<u8>,
-    }
-
-    impl Write for Full {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.room == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let n = buf.len().min(self.room);
-            self.room -= n;
-            self.written.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::testing::MockStream;
 
     #[test]
     fn a_partial_write_resumes_where_it_stopped_and_keeps_the_order() {
         let mut out = Outbox::default();
-        let mut sock = Full {
+        let mut sock = MockStream {
             room: 3,
-            written: Vec::new(),
+            ..Default::default()
         };
         out.push(b"hello ");
         assert_eq!(out.write_to(&mut sock).unwrap(), Flushed::Blocked);

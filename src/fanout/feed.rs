@@ -172,7 +172,7 @@ mod tests {
     use super::*;
     use crate::message::total_message;
     use crate::outbox::Flushed;
-    use crate::ws::testing::{MockStream, Pipe, texts};
+    use crate::ws::testing::{Pipe, texts};
 
     fn push(feed: &mut Feed, total: u64) {
         feed.push(
@@ -288,13 +288,7 @@ mod tests {
         let mut feed = Feed::default();
         // Room for one frame.
         let mut s = WsSession::new(Vec::new(), 1024, 30);
-        let mut p = Pipe {
-            stream: MockStream {
-                room: 5,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let mut p = Pipe::with_room(5);
         feed.follow(&mut s);
         for total in 1..=50 {
             publish(&mut feed, "A1", total);

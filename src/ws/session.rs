@@ -361,13 +361,7 @@ mod tests {
     fn a_failing_session_never_sends_its_close_inside_a_frame() {
         // The socket takes 5 bytes of the first total, then nothing: no close yet.
         let mut s = WsSession::new(Vec::new(), 1024, 4096);
-        let mut p = Pipe {
-            stream: MockStream {
-                room: 5,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let mut p = Pipe::with_room(5);
         push(&mut s, &mut p.wire(), "A1", 1);
         push(&mut s, &mut p.wire(), "A1", 2);
         assert_eq!(s.flush(&mut p.wire()).unwrap(), Flushed::Blocked);
@@ -375,13 +369,7 @@ mod tests {
         assert_eq!(p.stream.written.len(), 5);
         // With room, the queue is finished first, then the close.
         let mut s = WsSession::new(Vec::new(), 1024, 4096);
-        let mut p = Pipe {
-            stream: MockStream {
-                room: 5,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let mut p = Pipe::with_room(5);
         push(&mut s, &mut p.wire(), "A1", 1);
         assert_eq!(s.flush(&mut p.wire()).unwrap(), Flushed::Blocked);
         p.stream.room = usize::MAX;

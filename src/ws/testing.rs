@@ -1,50 +1,11 @@
-//! Test support: a socket that fills up on purpose, the way tungstenite's own tests drive a
-//! non-blocking path, and readers for the frames written to it.
-
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+//! Test support for sessions: a socket and output queue as a session borrows them, and
+//! readers for the frames written to the socket.
 
 use crate::message::total_message;
 use crate::outbox::Outbox;
+pub use crate::testing::MockStream;
 use crate::ws::frame::text_frame;
 use crate::ws::session::{Wire, WsSession};
-
-/// A stream whose writes accept up to `room` bytes and then return WouldBlock, like a
-/// full socket; reads come from `input` and then WouldBlock.
-#[derive(Debug, Default)]
-pub struct MockStream {
-    pub input: VecDeque<u8>,
-    pub written: Vec<u8>,
-    pub room: usize,
-}
-
-impl Read for MockStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.input.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = buf.len().min(self.input.len());
-        for b in buf.iter_mut().take(n) {
-            *b = self.input.pop_front().expect("checked");
-        }
-        Ok(n)
-    }
-}
-
-impl Write for MockStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.room == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = buf.len().min(self.room);
-        self.room -= n;
-        self.written.extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A connection's socket and output queue, as a session borrows them.
 #[derive(Debug, Default)]
@@ -54,6 +15,17 @@ pub struct Pipe {
 }
 
 impl Pipe {
+    /// A pipe whose socket takes `room` bytes before it is full.
+    pub fn with_room(room: usize) -> Pipe {
+        Pipe {
+            stream: MockStream {
+                room,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
     pub fn wire(&mut self) -> Wire<'_, MockStream> {
         Wire {
             stream: &mut self.stream,

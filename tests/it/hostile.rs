@@ -150,36 +150,7 @@ fn a_subscriber_that_never_reads_hurts_nobody_and_converges() {
 /// starts reading afterwards.
 #[test]
 fn a_burst_of_orders_larger_than_the_queue_budget_is_handed_out_in_order() {
-    let addr = start_with(mock_srv::Config {
-        ws_queue_bytes: 1024,
-        ..Default::default()
-    });
-    let mut reader = ws_connect(addr, "/orders/electronics");
-    let mut late = ws_connect(addr, "/orders/electronics");
-    initial_totals(&mut reader, 2);
-    let mut poster = Client::connect(addr);
-    let orders = 3000;
-    let post = "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"amount\":1}";
-    poster.send(post.repeat(orders).as_bytes());
-    for _ in 0..orders {
-        assert_eq!(poster.read_response().status, 200);
-    }
-    let final_a1 = 3 + orders as u64;
-    let mut last = 3;
-    while last != final_a1 {
-        let (id, total) = next_total(&mut reader);
-        assert_eq!(id, "A1");
-        assert!(total > last, "{total} after {last}");
-        last = total;
-    }
-    let mut last = 0;
-    while last != final_a1 {
-        let (id, total) = next_total(&mut late);
-        if id == "A1" {
-            assert!(total > last, "{total} after {last}");
-            last = total;
-        }
-    }
+    burst_of_orders(1, 3000);
 }
 
 /// Orders from many connections at once, each pipelining a burst, with a queue budget of
@@ -189,6 +160,13 @@ fn a_burst_of_orders_larger_than_the_queue_budget_is_handed_out_in_order() {
 /// does one that only starts reading afterwards.
 #[test]
 fn a_burst_of_orders_from_many_connections_is_handed_out_in_order() {
+    burst_of_orders(40, 25);
+}
+
+/// `posters` connections each pipeline `per_poster` orders for A1, with a queue budget of
+/// 1 KiB per subscriber; every order is answered 200, a reading subscriber sees only rising
+/// totals up to the last, and so does one that starts reading afterwards.
+fn burst_of_orders(posters: usize, per_poster: usize) {
     let addr = start_with(mock_srv::Config {
         ws_queue_bytes: 1024,
         ..Default::default()
@@ -196,7 +174,6 @@ fn a_burst_of_orders_from_many_connections_is_handed_out_in_order() {
     let mut reader = ws_connect(addr, "/orders/electronics");
     let mut late = ws_connect(addr, "/orders/electronics");
     initial_totals(&mut reader, 2);
-    let (posters, per_poster) = (40, 25);
     let post = "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"amount\":1}";
     let mut clients: Vec<Client> = (0..posters).map(|_| Client::connect(addr)).collect();
     for c in &mut clients {
@@ -208,21 +185,7 @@ fn a_burst_of_orders_from_many_connections_is_handed_out_in_order() {
         }
     }
     let final_a1 = 3 + (posters * per_poster) as u64;
-    let mut last = 3;
-    while last != final_a1 {
-        let (id, total) = next_total(&mut reader);
-        assert_eq!(id, "A1");
-        assert!(total > last, "{total} after {last}");
-        last = total;
-    }
-    let mut last = 0;
-    while last != final_a1 {
-        let (id, total) = next_total(&mut late);
-        if id == "A1" {
-            assert!(total > last, "{total} after {last}");
-            last = total;
-        }
-    }
+    totals_rise_to(&mut reader, &mut late, final_a1);
 }
 
 /// A client that sends pings without reading the pongs: past its queue budget the server
@@ -260,4 +223,25 @@ fn a_client_that_pings_without_reading_is_paused_then_served() {
     ))
     .unwrap();
     assert_eq!(initial_totals(&mut ws, 1), totals(&[("B1", 101)]));
+}
+
+/// `reader` (which has read its first totals) receives only A1 totals, each higher than the
+/// one before, up to `last_a1`; `late` (which has read nothing yet) ends there too, its A1
+/// totals rising.
+fn totals_rise_to(reader: &mut Ws, late: &mut Ws, last_a1: u64) {
+    let mut last = 3;
+    while last != last_a1 {
+        let (id, total) = next_total(reader);
+        assert_eq!(id, "A1");
+        assert!(total > last, "{total} after {last}");
+        last = total;
+    }
+    let mut last = 0;
+    while last != last_a1 {
+        let (id, total) = next_total(late);
+        if id == "A1" {
+            assert!(total > last, "{total} after {last}");
+            last = total;
+        }
+    }
 }
