@@ -8,6 +8,7 @@ use tungstenite::Bytes;
 
 use crate::error::HttpError;
 use crate::http::{Method, Request, Response};
+use crate::message::total_message;
 use crate::state::{Applied, Catalog, CategoryId, MAX_TOTAL, NewProduct, Op, Refusal};
 use crate::static_files::StaticFiles;
 
@@ -118,9 +119,10 @@ pub enum Channel {
     Echo,
 }
 
-const ALLOW_ORDERS: &str = "GET, POST, OPTIONS";
+/// What each kind of path takes: the same list answers `OPTIONS` and a 405.
+const ALLOW_ORDERS: &str = "GET, HEAD, POST, OPTIONS";
 const ALLOW_CATEGORY: &str = "GET, HEAD, POST, OPTIONS";
-const ALLOW_FILE: &str = "GET, HEAD, OPTIONS";
+const ALLOW_READ_ONLY: &str = "GET, HEAD, OPTIONS";
 
 /// Routes one request. Every response gets the CORS headers its Origin deserves.
 pub fn handle(req: &Request, app: &App, catalog: &Catalog) -> Outcome {
@@ -197,21 +199,37 @@ fn check_access(req: &Request, access: &Access) -> Result<(), HttpError> {
     Ok(())
 }
 
-fn route(req: &Request, app: &App, catalog: &Catalog) -> Result<Outcome, HttpError> {
-    let method = req.method();
-    let path = req.path();
-    if method == Method::Options {
-        return Ok(Outcome::Respond(preflight(req)));
-    }
-    // Routes have one or two segments: split off two, and keep any rest as a third so that
-    // longer paths match no route pattern.
+/// The segments of a path: routes have one or two, and any rest is kept as a third so that
+/// longer paths match no route pattern.
+fn segments(path: &str) -> ([&str; 3], usize) {
     let mut parts = [""; 3];
     let mut count = 0;
-    for (slot, part) in parts.iter_mut().zip(path[1..].splitn(3, '/')) {
+    for (slot, part) in parts
+        .iter_mut()
+        .zip(path.get(1..).unwrap_or("").splitn(3, '/'))
+    {
         *slot = part;
         count += 1;
     }
+    (parts, count)
+}
+
+/// The methods a path takes.
+fn allowed(segments: &[&str], catalog: &Catalog) -> &'static str {
+    match segments {
+        ["orders", _] => ALLOW_ORDERS,
+        [name] if catalog.category(name).is_some() => ALLOW_CATEGORY,
+        _ => ALLOW_READ_ONLY,
+    }
+}
+
+fn route(req: &Request, app: &App, catalog: &Catalog) -> Result<Outcome, HttpError> {
+    let method = req.method();
+    let (parts, count) = segments(req.path());
     let segments = &parts[..count];
+    if method == Method::Options {
+        return Ok(Outcome::Respond(preflight(req, allowed(segments, catalog))));
+    }
     match segments {
         ["echo"] if app.echo && method == Method::Get && req.wants_websocket => {
             upgrade(req, Channel::Echo)
@@ -220,13 +238,7 @@ fn route(req: &Request, app: &App, catalog: &Catalog) -> Result<Outcome, HttpErr
             Method::Get if req.wants_websocket => {
                 upgrade(req, Channel::Orders(catalog.category(name)))
             }
-            Method::Get | Method::Head => Err(HttpError::new(
-                426,
-                format!(
-                    "/orders/{name} is a WebSocket endpoint: connect to ws://<host>/orders/{name}"
-                ),
-            )
-            .with_header("Upgrade", "websocket")),
+            Method::Get | Method::Head => totals(catalog, name).map(Outcome::Respond),
             Method::Post => {
                 if !catalog.contains(name) {
                     return Err(HttpError::new(404, format!("Order {name} not found")));
@@ -239,6 +251,10 @@ fn route(req: &Request, app: &App, catalog: &Catalog) -> Result<Outcome, HttpErr
                 Ok(Outcome::Apply(op, Then::Ok))
             }
             _ => Err(not_allowed(method, ALLOW_ORDERS)),
+        },
+        ["categories"] => match method {
+            Method::Get | Method::Head => Ok(Outcome::Respond(categories(catalog))),
+            _ => Err(not_allowed(method, ALLOW_READ_ONLY)),
         },
         [name] if catalog.category(name).is_some() => {
             let cat = catalog.category(name).expect("checked by the guard");
@@ -279,7 +295,7 @@ fn static_file(
             };
             Ok(Outcome::Respond(r.header("Cache-Control", "no-cache")))
         }
-        (method, Some(_)) => Err(not_allowed(method, ALLOW_FILE)),
+        (method, Some(_)) => Err(not_allowed(method, ALLOW_READ_ONLY)),
         (_, None) => match segments {
             [name] if !name.contains('.') && !name.is_empty() => {
                 let known: Vec<&str> = catalog.category_names().collect();
@@ -305,21 +321,74 @@ fn not_allowed(method: Method, allow: &'static str) -> HttpError {
     .with_header("Allow", allow)
 }
 
+/// `GET /orders/<id>`: `{"id":..,"total":..}`; `GET /orders/<category>`: the category's
+/// `[{id,total}]` in id order. (With `Upgrade: websocket` the same path subscribes.)
+fn totals(catalog: &Catalog, name: &str) -> Result<Response, HttpError> {
+    if let Some(total) = catalog.total(name) {
+        return Ok(Response::json(200, total_message(name, total)));
+    }
+    let Some(cat) = catalog.category(name) else {
+        let known: Vec<&str> = catalog.category_names().collect();
+        return Err(HttpError::new(
+            404,
+            format!(
+                "{name} is neither a product id nor a category (categories: {})",
+                known.join(", ")
+            ),
+        ));
+    };
+    #[derive(serde::Serialize)]
+    struct Total<'a> {
+        id: &'a str,
+        total: u64,
+    }
+    let list: Vec<Total> = catalog
+        .products(cat)
+        .iter()
+        .map(|p| Total {
+            id: &p.id,
+            total: p.total,
+        })
+        .collect();
+    Ok(Response::json(
+        200,
+        serde_json::to_vec(&list).unwrap_or_default(),
+    ))
+}
+
+/// `GET /categories`: `[{name,prefix,products}]`, what the web app builds its select from.
+fn categories(catalog: &Catalog) -> Response {
+    #[derive(serde::Serialize)]
+    struct Category<'a> {
+        name: &'a str,
+        prefix: &'a str,
+        products: usize,
+    }
+    let list: Vec<Category> = (0..catalog.category_names().count())
+        .map(|cat| Category {
+            name: catalog.category_name(cat),
+            prefix: catalog.prefix(cat),
+            products: catalog.products(cat).len(),
+        })
+        .collect();
+    Response::json(200, serde_json::to_vec(&list).unwrap_or_default())
+}
+
 /// The category's products as `[{id,name,rrp,info}]`.
 fn products(catalog: &Catalog, cat: CategoryId, status: u16) -> Response {
     Response::json(status, catalog.listing(cat).clone())
 }
 
 /// The 204 answer to `OPTIONS`, with what a CORS preflight needs (the Origin grant itself
-/// is added by [`handle`] when the Origin is allowed).
-fn preflight(req: &Request) -> Response {
+/// is added by [`handle`] when the Origin is allowed). `allow` is what the path takes.
+fn preflight(req: &Request, allow: &'static str) -> Response {
     let headers = req
         .cors_request_headers
         .clone()
         .unwrap_or_else(|| "Content-Type".into());
     Response::empty(204)
-        .header("Allow", ALLOW_CATEGORY)
-        .header("Access-Control-Allow-Methods", ALLOW_CATEGORY)
+        .header("Allow", allow)
+        .header("Access-Control-Allow-Methods", allow)
         .header("Access-Control-Allow-Headers", headers)
         .header("Access-Control-Max-Age", "600")
 }

@@ -135,6 +135,7 @@ const connect = () => {
     if (socketCategory !== current) subscribe(); // category changed while connecting
     if (refetchOnOpen) {
       refetchOnOpen = false;
+      loadCategories(); // a restarted server may have other data
       loadProducts();
     }
   });
@@ -162,6 +163,34 @@ const subscribe = () => {
     socketCategory = current;
   }
 };
+
+// ---- categories -----------------------------------------------------------
+
+// The select offers the server's own categories (GET /categories), so a server started
+// with another data file works without touching the page. The options in the HTML are
+// the built-in data's, kept if the list cannot be fetched.
+const label = (name) => name.charAt(0).toUpperCase() + name.slice(1).replace(/[-_]/g, " ");
+
+const loadCategories = async () => {
+  try {
+    const res = await fetch("/categories");
+    if (!res.ok) return;
+    const list = await res.json();
+    const placeholder = category.querySelector('option[value=""]');
+    const options = list.map(({ name }) => {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = label(name);
+      return option;
+    });
+    category.replaceChildren(placeholder, ...options);
+    category.value = list.some(({ name }) => name === current) ? current : "";
+  } catch {
+    // Offline: the built-in options stay.
+  }
+};
+
+loadCategories();
 
 // ---- UI events ------------------------------------------------------------
 

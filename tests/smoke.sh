@@ -63,6 +63,13 @@ else
   not_ok "websocat sees the POSTed total 13" "$(cat "$tmp/ws.out")"
 fi
 
+# 3b. curl reads the totals and the categories over plain HTTP.
+expect_contains "curl GET /orders/A1 reads the total" "$(curl -sS "$base/orders/A1")" '{"id":"A1","total":13}'
+expect_contains "curl GET /orders/electronics reads the category's totals" \
+  "$(curl -sS "$base/orders/electronics")" '[{"id":"A1","total":13},{"id":"A2","total":7}]'
+expect_contains "curl GET /categories lists the categories" "$(curl -sS "$base/categories")" \
+  '{"name":"electronics","prefix":"A","products":2}'
+
 # 4. A bad amount is refused with 400 and changes nothing.
 status=$(curl -sS -o "$tmp/bad.json" -w '%{http_code}' -X POST -H "Content-Type: application/json" \
   -d '{"amount": 1.5}' "$base/orders/A1")

@@ -265,11 +265,17 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
         http11: parsed.version == Some(1),
         ..Request::default()
     };
+    // Absolute form (RFC 9112 section 3.2.2): the host in the target is the one that counts,
+    // whatever the Host header says; the path is what is routed.
+    let mut target_host = None;
     if let Some(rest) = req.target.strip_prefix("http://") {
-        // Absolute form (RFC 9112 section 3.2.2): keep the path; Host still decides.
-        req.target = rest
-            .find('/')
-            .map_or("/".to_string(), |i| rest[i..].to_string());
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        target_host = Some(authority.to_string());
+        req.target = if path.is_empty() {
+            "/".into()
+        } else {
+            path.to_string()
+        };
     }
     let asterisk = req.target == "*" && method == Method::Options;
     if !req.target.starts_with('/') && !asterisk {
@@ -358,6 +364,9 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
             400,
             "an HTTP/1.1 request needs exactly one Host header",
         ));
+    }
+    if target_host.is_some() {
+        req.host = target_host;
     }
     req.keep_alive = if req.http11 {
         !conn_close
@@ -525,7 +534,18 @@ mod tests {
         for step in [1, 3, input.len()] {
             let reqs = feed(input, step).unwrap();
             assert_eq!(reqs[0].path(), "/electronics");
+            // The target's host is the one that counts, not the Host header's.
+            assert_eq!(reqs[0].host.as_deref(), Some("localhost:3000"));
         }
+        let bare = feed(
+            b"GET http://evil.example HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            5,
+        );
+        let bare = &bare.unwrap()[0];
+        assert_eq!(
+            (bare.target.as_str(), bare.host.as_deref()),
+            ("/", Some("evil.example"))
+        );
         assert_eq!(Parser::default().blank_prefix(b"\r\n\r\nGET"), 4);
         assert_eq!(
             feed(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 4).unwrap()[0].target,

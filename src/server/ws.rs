@@ -130,12 +130,25 @@ impl Server {
 
     /// Handles one text message from a subscriber.
     fn on_ws_text(&mut self, key: usize, text: &str) {
-        match parse_command(text) {
-            Ok(Command::UpdateCategory(name)) => {
-                let category = self.backend.catalog().category(&name);
+        let catalog = self.backend.catalog();
+        let command = parse_command(text).and_then(|Command::UpdateCategory(name)| {
+            // An unknown category is answered, and the subscription stays where it was.
+            match catalog.category(&name) {
+                Some(cat) => Ok((name, cat)),
+                None => {
+                    let known: Vec<&str> = catalog.category_names().collect();
+                    Err(format!(
+                        "unknown category {name:?} (categories: {})",
+                        known.join(", ")
+                    ))
+                }
+            }
+        });
+        match command {
+            Ok((name, category)) => {
                 self.log
                     .debug(format_args!("websocket #{key} update-category {name}"));
-                self.subscribe(key, category);
+                self.subscribe(key, Some(category));
             }
             Err(msg) => {
                 let conn = &mut self.conns[key];

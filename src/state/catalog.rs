@@ -148,8 +148,9 @@ impl Catalog {
         for c in file.categories {
             if !is_category_name(&c.name) {
                 return Err(format!(
-                    "category name {:?} must be lowercase letters, digits, '-' or '_' (and not \"orders\")",
-                    c.name
+                    "category name {:?} must be lowercase letters, digits, '-' or '_', and not one of the routes ({})",
+                    c.name,
+                    ROUTE_NAMES.join(", ")
                 ));
             }
             if c.prefix.is_empty() || !c.prefix.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -231,6 +232,11 @@ impl Catalog {
     /// The category's name.
     pub fn category_name(&self, cat: CategoryId) -> &str {
         &self.categories[cat].name
+    }
+
+    /// The id prefix of the category's products.
+    pub fn prefix(&self, cat: CategoryId) -> &str {
+        &self.categories[cat].prefix
     }
 
     /// All category names, in file order.
@@ -361,11 +367,14 @@ fn id_number(prefix: &str, id: &str) -> Option<u64> {
     if valid { digits.parse().ok() } else { None }
 }
 
-/// Whether `name` can be a category: a URL-safe word that is not the `orders` route.
+/// Paths the server answers itself, which no category may take.
+const ROUTE_NAMES: [&str; 5] = ["orders", "categories", "healthz", "metrics", "echo"];
+
+/// Whether `name` can be a category: a URL-safe word that is not one of the routes.
 fn is_category_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name != "orders"
+        && !ROUTE_NAMES.contains(&name)
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
@@ -496,6 +505,8 @@ mod tests {
         let bad = [
             r#"{"categories":[{"name":"Toys","prefix":"T","products":[]}]}"#,
             r#"{"categories":[{"name":"orders","prefix":"T","products":[]}]}"#,
+            r#"{"categories":[{"name":"categories","prefix":"T","products":[]}]}"#,
+            r#"{"categories":[{"name":"metrics","prefix":"T","products":[]}]}"#,
             r#"{"categories":[{"name":"toys","prefix":"t","products":[]}]}"#,
             r#"{"categories":[{"name":"toys","prefix":"T","products":[{"id":"X1","name":"a","rrp":"1","info":"i"}]}]}"#,
             r#"{"categories":[{"name":"toys","prefix":"T","products":[{"id":"T1","name":"a","rrp":"1","info":"i","total":9007199254740992}]}]}"#,

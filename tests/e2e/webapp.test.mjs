@@ -35,9 +35,9 @@ const LIVE = 1000; // deadline for a pushed update to show up
 const servers = new Set(); // every server started and not yet stopped
 
 // Starts the binary on `port` (0: a free one); resolves once it says where it listens.
-function startServer(port = 0) {
+function startServer(port = 0, args = []) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, [...SERVER_ARGS, "--port", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(BIN, [...SERVER_ARGS, ...args, "--port", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
     const server = { child, port: 0, url: "", log: "" };
     servers.add(server);
     child.stderr.on("data", (d) => (server.log += d));
@@ -175,8 +175,8 @@ const orderChanges = (page) => page.evaluate(() => window.__orderChanges);
 function scenario(name, fn) {
   test(name, { timeout: 30000 }, async (t) => {
     const env = { t, servers: [], pages: [] };
-    env.start = async (port) => {
-      const s = await startServer(port);
+    env.start = async (port, args) => {
+      const s = await startServer(port, args);
       env.servers.push(s);
       return s;
     };
@@ -357,4 +357,25 @@ scenario("7. HTML in a product's name is shown as text", async ({ start, open })
       .map((el) => el.outerHTML));
   assert.deepEqual(injected, []);
   assert.deepEqual(p.dialogs, []);
+});
+
+scenario("8. a data file's own categories are offered, and their totals are live", async ({ start, open }) => {
+  const data = path.join(os.tmpdir(), `mock-srv-e2e-${process.pid}-books.json`);
+  fs.writeFileSync(data, JSON.stringify({ categories: [
+    { name: "books", prefix: "K", products: [{ id: "K1", name: "Dune", rrp: "9.99", info: "Sand.", total: 4 }] },
+    { name: "board-games", prefix: "G", products: [{ id: "G1", name: "Go", rrp: "30.00", info: "Stones.", total: 2 }] },
+  ] }));
+  try {
+    const server = await start(0, ["--data", data]);
+    const { page } = await open(server, "custom");
+    const offered = () => page.$$eval("#category option", (os) => os.map((o) => [o.value, o.textContent]));
+    await page.waitForFunction(() => document.querySelectorAll("#category option").length === 3, null, { timeout: WAIT });
+    assert.deepEqual(await offered(), [["", "Select Category"], ["books", "Books"], ["board-games", "Board games"]]);
+    await choose(page, "board-games", { G1: 2 });
+    await postOrder(server, "G1", 3);
+    await waitOrders(page, "G1", 5, LIVE);
+    await choose(page, "books", { K1: 4 });
+  } finally {
+    fs.rmSync(data, { force: true });
+  }
 });

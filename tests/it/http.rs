@@ -409,12 +409,116 @@ fn http_1_0_closes_after_the_response() {
     assert!(c.is_closed_by_server());
 }
 
+/// Totals over plain HTTP: `GET /orders/<id>` and `GET /orders/<category>` (the same URL
+/// with `Upgrade: websocket` subscribes).
 #[test]
-fn orders_path_without_upgrade_explains_itself() {
+fn totals_can_be_read_over_http() {
     let addr = start();
-    let r = get(addr, "/orders/electronics");
-    assert_eq!(r.status, 426);
-    assert!(r.json()["message"].as_str().unwrap().contains("WebSocket"));
+    let r = get(addr, "/orders/A1");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, r#"{"id":"A1","total":3}"#)
+    );
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    order(addr, "A1", 10);
+    assert_eq!(get(addr, "/orders/A1").body, r#"{"id":"A1","total":13}"#);
+    assert_eq!(
+        get(addr, "/orders/electronics").body,
+        r#"[{"id":"A1","total":13},{"id":"A2","total":7}]"#
+    );
+    let mut c = Client::connect(addr);
+    c.send(b"HEAD /orders/B1 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let head = c.read_response_to(true);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("23"));
+    let unknown = get(addr, "/orders/Z9");
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("electronics")
+    );
+}
+
+#[test]
+fn categories_are_listed_with_their_prefix_and_product_count() {
+    let addr = start();
+    let listed = r#"[{"name":"electronics","prefix":"A","products":2},{"name":"confectionery","prefix":"B","products":1}]"#;
+    assert_eq!(get(addr, "/categories").body, listed);
+    let added = post_json(
+        addr,
+        "/confectionery",
+        r#"{"name":"Gum","rrp":"1.00","info":"Chewy."}"#,
+    );
+    assert_eq!(added.status, 201);
+    assert_eq!(get(addr, "/categories").json()[1]["products"], 2);
+    let r = post_json(addr, "/categories", "{}");
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, HEAD, OPTIONS"))
+    );
+}
+
+/// `OPTIONS` and a 405 on the same path list the same methods.
+#[test]
+fn allow_is_the_same_for_options_and_405() {
+    let addr = start();
+    for path in [
+        "/orders/A1",
+        "/orders/electronics",
+        "/electronics",
+        "/app.js",
+        "/categories",
+    ] {
+        let options = Client::connect(addr)
+            .request(format!("OPTIONS {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
+        assert_eq!(options.status, 204, "{path}");
+        let refused = Client::connect(addr).request(
+            format!("PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(refused.status, 405, "{path}");
+        assert_eq!(options.header("allow"), refused.header("allow"), "{path}");
+        assert_eq!(
+            options.header("access-control-allow-methods"),
+            refused.header("allow"),
+            "{path}"
+        );
+    }
+}
+
+/// A request target in absolute form names the host that counts (RFC 9112 section 3.2.2):
+/// a foreign one is refused like a foreign Host header, whatever the Host header says.
+#[test]
+fn an_absolute_form_target_is_checked_like_a_host_header() {
+    let addr = start();
+    let body = r#"{"amount":1}"#;
+    let post = |target: &str| {
+        Client::connect(addr).request(
+            format!(
+                "POST {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let refused = post("http://evil.example/orders/A1");
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("evil.example")
+    );
+    assert_eq!(current_total(addr, "electronics", "A1"), 3);
+    let own = post(&format!("http://localhost:{}/orders/A1", addr.port()));
+    assert_eq!(own.status, 200);
+    assert_eq!(current_total(addr, "electronics", "A1"), 4);
 }
 
 #[test]

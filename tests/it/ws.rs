@@ -140,6 +140,27 @@ fn bad_messages_get_an_error_and_the_connection_stays_open() {
     assert_eq!(next_total(&mut ws), ("A1".into(), 4));
 }
 
+/// `update-category` to a category that does not exist is answered with an error, and the
+/// subscription stays where it was.
+#[test]
+fn update_category_to_an_unknown_category_is_answered_and_changes_nothing() {
+    let addr = start();
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    ws.send(Message::text(
+        r#"{"cmd":"update-category","payload":{"category":"toys"}}"#,
+    ))
+    .unwrap();
+    let reply = next_json(&mut ws);
+    let error = reply["error"].as_str().unwrap();
+    assert!(
+        error.contains("toys") && error.contains("electronics"),
+        "{reply}"
+    );
+    order(addr, "A2", 1);
+    assert_eq!(next_total(&mut ws), ("A2".into(), 8));
+}
+
 #[test]
 fn an_unknown_category_sends_nothing_and_stays_open() {
     let addr = start();
