@@ -33,6 +33,9 @@ struct Known {
     unanswered: BTreeMap<String, Vec<u64>>,
     /// Products added without an answer, per category: they may or may not exist.
     unanswered_products: BTreeMap<String, usize>,
+    /// The highest total a subscriber was pushed, per product: pushes go out only once a
+    /// change is on disk, so no restart may come back below them.
+    pushed: BTreeMap<String, u64>,
     orders_acked: u64,
     orders_refused: u64,
     orders_unanswered: u64,
@@ -67,6 +70,10 @@ fn main() {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Mutex::new(std::mem::take(&mut known)));
         let ids: Vec<String> = shared.lock().unwrap().acked.keys().cloned().collect();
+        let listeners: Vec<_> = ["electronics", "confectionery"]
+            .into_iter()
+            .map(|category| std::thread::spawn(move || listen_until_killed(addr, category)))
+            .collect();
         let workers: Vec<_> = (0..POSTERS)
             .map(|n| {
                 let (stop, shared, ids) = (stop.clone(), shared.clone(), ids.clone());
@@ -83,6 +90,12 @@ fn main() {
             w.join().unwrap();
         }
         known = Arc::try_unwrap(shared).unwrap().into_inner().unwrap();
+        for listener in listeners {
+            for (id, total) in listener.join().unwrap() {
+                let max = known.pushed.entry(id).or_default();
+                *max = (*max).max(total);
+            }
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!(
@@ -130,6 +143,11 @@ fn check_restart(addr: SocketAddr, known: &mut Known, round: usize) {
         assert!(
             total >= acked,
             "round {round}: {id} is {total}, but acknowledged orders make {acked}: lost"
+        );
+        let pushed = known.pushed.get(id).copied().unwrap_or(0);
+        assert!(
+            total >= pushed,
+            "round {round}: {id} is {total}, but a subscriber was pushed {pushed}: lost"
         );
         let extra = total - acked;
         let pending = known.unanswered.get(id).map_or(&[][..], Vec::as_slice);
@@ -185,6 +203,8 @@ fn post_until_killed(
                     k.acked.insert(last["id"].as_str().unwrap().into(), 0);
                     k.products_added += 1;
                 }
+                // The category is full (1,000 products): refused, nothing added.
+                Some((409, _)) => k.orders_refused += 1,
                 Some((status, body)) => panic!("adding a product: {status} {body}"),
                 None => {
                     *k.unanswered_products.entry(category.into()).or_default() += 1;
@@ -224,6 +244,30 @@ fn post_until_killed(
             }
         }
     }
+}
+
+/// Subscribes to `category` and returns the highest total pushed for each product before
+/// the connection ended.
+fn listen_until_killed(addr: SocketAddr, category: &str) -> BTreeMap<String, u64> {
+    let mut seen = BTreeMap::new();
+    let Ok(stream) = TcpStream::connect(addr) else {
+        return seen;
+    };
+    let url = format!("ws://localhost:{}/orders/{category}", addr.port());
+    let Ok((mut ws, _)) = tungstenite::client(url, stream) else {
+        return seen;
+    };
+    while let Ok(msg) = ws.read() {
+        let Ok(text) = msg.to_text() else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(text) else {
+            continue;
+        };
+        if let (Some(id), Some(total)) = (v["id"].as_str(), v["total"].as_u64()) {
+            let max = seen.entry(id.to_string()).or_default();
+            *max = (*max).max(total);
+        }
+    }
+    seen
 }
 
 /// How many of `amounts` (each used at most once) add up to `sum`, if some do.

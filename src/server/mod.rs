@@ -34,6 +34,7 @@ use crate::http::Limits;
 use crate::log::Log;
 use crate::outbox::interrupted;
 use crate::routes::{Access, App};
+use crate::state::catalog::DEFAULT_DATA;
 use crate::state::{Backend, Catalog, Done, Memory, Update};
 use crate::static_files::StaticFiles;
 
@@ -95,18 +96,19 @@ impl Server {
     /// Loads the data, raises the fd limit and binds the listener. The server does not
     /// accept anything until [`Server::run`].
     pub fn bind(config: Config) -> Result<Server, Error> {
-        let catalog = match &config.data_file {
-            None => Catalog::with_defaults(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Data(format!("cannot read data file {}: {e}", path.display()))
-                })?;
-                Catalog::from_json(&text)
-                    .map_err(|e| Error::Data(format!("data file {}: {e}", path.display())))?
-            }
+        let data = match &config.data_file {
+            None => DEFAULT_DATA.to_string(),
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                Error::Data(format!("cannot read data file {}: {e}", path.display()))
+            })?,
         };
+        let catalog = Catalog::from_json(&data).map_err(|e| match &config.data_file {
+            Some(path) => Error::Data(format!("data file {}: {e}", path.display())),
+            None => Error::Data(format!("the built-in data: {e}")),
+        })?;
         let mut log = Log::from_env();
-        let backend = open_backend(&config, catalog, &mut log)?;
+        let data_id = crc32fast::hash(data.as_bytes());
+        let backend = open_backend(&config, catalog, data_id, &mut log)?;
         let files = match &config.static_dir {
             None => StaticFiles::BuiltIn,
             Some(dir) => StaticFiles::dir(dir)
@@ -360,13 +362,15 @@ impl Server {
 fn open_backend(
     config: &Config,
     catalog: Catalog,
+    data_id: u32,
     log: &mut Log,
 ) -> Result<Box<dyn Backend>, Error> {
     let Some(path) = &config.journal else {
         return Ok(Box::new(Memory::new(catalog)));
     };
+    let compact = config.journal_compact_bytes;
     let (memory, opened) =
-        Memory::with_journal(path, catalog, config.journal_compact_bytes).map_err(Error::State)?;
+        Memory::with_journal(path, catalog, data_id, compact).map_err(Error::State)?;
     let name = path.display();
     if opened.dropped > 0 {
         log.warn(format_args!(

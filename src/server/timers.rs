@@ -92,6 +92,7 @@ impl Server {
         }
         if let (Some(at), Some(period)) = (self.timers.next_simulation, self.config.simulate)
             && now >= at
+            && !self.timers.shutting_down()
         {
             self.timers.next_simulation = Some(now + period);
             self.simulate_order();

@@ -44,6 +44,9 @@ struct CategoryFile<P = Product> {
 struct CatalogFile {
     #[serde(default)]
     seq: u64,
+    /// Which data the state was first made from (a snapshot's; see `state::journal`).
+    #[serde(default)]
+    data: Option<u32>,
     categories: Vec<CategoryFile>,
 }
 
@@ -137,12 +140,13 @@ impl Catalog {
     /// Builds the store from JSON in the shape of `data/products.json`, checking every rule
     /// the server relies on (names, prefixes, ids, totals). The error says what is wrong.
     pub fn from_json(text: &str) -> Result<Catalog, String> {
-        Catalog::from_snapshot(text).map(|(catalog, _)| catalog)
+        Catalog::from_snapshot(text).map(|(catalog, _, _)| catalog)
     }
 
     /// Reads a snapshot written by [`Catalog::snapshot`] (or a data file, as of `seq` 0):
-    /// the catalog, and the sequence number of the last journal record it holds.
-    pub fn from_snapshot(text: &str) -> Result<(Catalog, u64), String> {
+    /// the catalog, the sequence number of the last journal record it holds, and the id
+    /// of the data it was first made from.
+    pub fn from_snapshot(text: &str) -> Result<(Catalog, u64, Option<u32>), String> {
         let file: CatalogFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut categories: Vec<Category> = Vec::new();
         for c in file.categories {
@@ -196,15 +200,17 @@ impl Catalog {
             category.refresh_listing();
             categories.push(category);
         }
-        Ok((Catalog { categories }, file.seq))
+        Ok((Catalog { categories }, file.seq, file.data))
     }
 
-    /// The whole state as JSON in the shape of a data file, with totals, and `seq`: the
-    /// sequence number of the last journal record it holds.
-    pub fn snapshot(&self, seq: u64) -> Vec<u8> {
+    /// The whole state as JSON in the shape of a data file, with totals, `seq` (the
+    /// sequence number of the last journal record it holds) and `data` (which data it was
+    /// first made from).
+    pub fn snapshot(&self, seq: u64, data: u32) -> Vec<u8> {
         #[derive(Serialize)]
         struct Snapshot<'a> {
             seq: u64,
+            data: u32,
             categories: Vec<CategoryFile<&'a Product>>,
         }
         let categories = self
@@ -216,7 +222,12 @@ impl Catalog {
                 products: c.products.iter().collect(),
             })
             .collect();
-        serde_json::to_vec(&Snapshot { seq, categories }).unwrap_or_default()
+        serde_json::to_vec(&Snapshot {
+            seq,
+            data,
+            categories,
+        })
+        .unwrap_or_default()
     }
 
     /// The seed's fixtures: electronics (A1, A2) and confectionery (B1).
@@ -529,14 +540,16 @@ mod tests {
         let el = s.category("electronics").unwrap();
         s.add_amount("A2", 5).unwrap();
         s.add_product(el, product("Fan")).unwrap();
-        let (back, seq) =
-            Catalog::from_snapshot(std::str::from_utf8(&s.snapshot(42)).unwrap()).unwrap();
-        assert_eq!(seq, 42);
+        let text = s.snapshot(42, 7);
+        let (back, seq, data) =
+            Catalog::from_snapshot(std::str::from_utf8(&text).unwrap()).unwrap();
+        assert_eq!((seq, data), (42, Some(7)));
         for cat in 0..2 {
             assert_eq!(back.products(cat), s.products(cat));
             assert_eq!(back.listing(cat), s.listing(cat));
         }
         // A data file is a snapshot of nothing.
-        assert_eq!(Catalog::from_snapshot(DEFAULT_DATA).unwrap().1, 0);
+        let (_, seq, data) = Catalog::from_snapshot(DEFAULT_DATA).unwrap();
+        assert_eq!((seq, data), (0, None));
     }
 }

@@ -43,9 +43,15 @@ pub struct Journal {
     /// Records of this turn, not written yet, and how many.
     batch: Vec<u8>,
     batched: u64,
-    /// A write failed: start over (snapshot and a fresh journal) before the next one.
+    /// A write failed, or a start-over did not finish: start over (snapshot and a fresh
+    /// journal) before the next write.
     broken: bool,
     compact_bytes: u64,
+    /// Compact once the journal reaches this size (pushed further after a failure, so
+    /// that a failing disk is not asked for a whole snapshot every turn).
+    compact_at: u64,
+    /// Which data the state was started from (a checksum), kept in every snapshot.
+    data_id: u32,
     /// Writes and fsyncs that succeeded, and the records they carried.
     pub stats: Stats,
 }
@@ -73,23 +79,16 @@ impl Journal {
     /// Opens (or creates) the journal at `path`. `base` is the state to start from when
     /// there is no snapshot (the data file, or the built-in fixtures); the state it
     /// replays to is returned with the journal. The error says which file is wrong and why.
+    /// `data_id` identifies the data `base` came from: a snapshot made from other data
+    /// refuses to start, as a journal whose records do not fit does.
     pub fn open(
         path: &Path,
         base: Catalog,
+        data_id: u32,
         compact_bytes: u64,
     ) -> Result<(Journal, Catalog, Opened), String> {
         let name = path.display();
         let mut opened = Opened::default();
-        let snapshot = snapshot_path(path);
-        let (mut catalog, snap_seq) = match std::fs::read_to_string(&snapshot) {
-            Ok(text) => {
-                opened.from_snapshot = true;
-                Catalog::from_snapshot(&text)
-                    .map_err(|e| format!("snapshot {}: {e}", snapshot.display()))?
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (base, 0),
-            Err(e) => return Err(format!("cannot read snapshot {}: {e}", snapshot.display())),
-        };
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -97,6 +96,25 @@ impl Journal {
             .truncate(false)
             .open(path)
             .map_err(|e| format!("cannot open journal {name}: {e}"))?;
+        lock(&file, path)?;
+        let snapshot = snapshot_path(path);
+        let (mut catalog, snap_seq) = match std::fs::read_to_string(&snapshot) {
+            Ok(text) => {
+                opened.from_snapshot = true;
+                let (catalog, seq, made_from) = Catalog::from_snapshot(&text)
+                    .map_err(|e| format!("snapshot {}: {e}", snapshot.display()))?;
+                if made_from != Some(data_id) {
+                    return Err(format!(
+                        "snapshot {} was made from other data than this start's; start with \
+                         the data it was made from, or move {name} and the snapshot aside",
+                        snapshot.display()
+                    ));
+                }
+                (catalog, seq)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (base, 0),
+            Err(e) => return Err(format!("cannot read snapshot {}: {e}", snapshot.display())),
+        };
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read journal {name}: {e}"))?;
@@ -147,6 +165,8 @@ impl Journal {
             batched: 0,
             broken: false,
             compact_bytes,
+            compact_at: compact_bytes,
+            data_id,
             stats: Stats::default(),
         };
         Ok((journal, catalog, opened))
@@ -170,7 +190,6 @@ impl Journal {
         if self.broken {
             self.start_over(state)
                 .map_err(|e| format!("journal {} cannot be written: {e}", self.path.display()))?;
-            self.broken = false;
         }
         Ok(())
     }
@@ -195,19 +214,32 @@ impl Journal {
             Err(e) => {
                 self.broken = true;
                 // A partial write must not stay behind to be replayed after a restart.
-                let _ = self.file.set_len(self.durable_len);
-                Err(e)
+                match self
+                    .file
+                    .set_len(self.durable_len)
+                    .and_then(|()| self.file.sync_data())
+                {
+                    Ok(()) => Err(e),
+                    Err(cut) => Err(format!(
+                        "{e}; the file could not be cut back ({cut}): after a crash before it \
+                         is written again, changes refused now could come back"
+                    )),
+                }
             }
         }
     }
 
-    fn write_batch(&mut self) -> Result<(), String> {
-        let name = self.path.display();
-        if std::fs::metadata(&self.path)
+    /// True while the open file is the one at the journal's path.
+    fn still_at_path(&self) -> bool {
+        std::fs::metadata(&self.path)
             .map(|m| (m.dev(), m.ino()))
             .ok()
-            != Some(self.identity)
-        {
+            == Some(self.identity)
+    }
+
+    fn write_batch(&mut self) -> Result<(), String> {
+        let name = self.path.display();
+        if !self.still_at_path() {
             // Writes to a file no longer at its path would be lost at the next start.
             return Err(format!("journal {name} was removed or replaced"));
         }
@@ -222,30 +254,53 @@ impl Journal {
     /// Compacts the journal into a snapshot of `state` once it has passed its size.
     /// A failure is returned for the log; the journal goes on as it was.
     pub fn compact_if_due(&mut self, state: &Catalog) -> Result<bool, String> {
-        if self.broken || self.durable_len < self.compact_bytes {
+        if self.broken || self.durable_len < self.compact_at {
             return Ok(false);
         }
-        self.start_over(state).map(|()| true)
+        match self.start_over(state) {
+            Ok(()) => {
+                self.compact_at = self.compact_bytes;
+                Ok(true)
+            }
+            Err(e) => {
+                // Not again before the journal has grown by an eighth more.
+                self.compact_at = self.durable_len + (self.compact_bytes / 8).max(64 * 1024);
+                Err(e)
+            }
+        }
     }
 
     /// Writes `state` (which holds every durable record) as the snapshot, then starts an
-    /// empty journal, each step durable before the next.
+    /// empty journal, each step durable before the next. Until the empty journal is
+    /// durable the journal is `broken`: nothing is written to it, and the next turn starts
+    /// over again.
     fn start_over(&mut self, state: &Catalog) -> Result<(), String> {
-        write_snapshot(&self.path, state, self.seq)?;
+        write_snapshot(&self.path, state, self.seq, self.data_id)?;
         // From here a crash replays the snapshot and skips the records it holds.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&self.path)
-            .map_err(|e| format!("cannot start a new journal: {e}"))?;
-        file.sync_data()
+        self.broken = true;
+        if self.still_at_path() {
+            // Emptied in place: the lock stays with it.
+            self.file
+                .set_len(0)
+                .map_err(|e| format!("cannot empty the journal: {e}"))?;
+        } else {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&self.path)
+                .map_err(|e| format!("cannot start a new journal: {e}"))?;
+            lock(&file, &self.path)?;
+            self.identity = identity(&file)?;
+            self.file = file;
+        }
+        self.durable_len = 0;
+        self.file
+            .sync_data()
             .and_then(|()| sync_dir(&self.path))
             .map_err(|e| format!("cannot sync the new journal: {e}"))?;
-        self.identity = identity(&file)?;
-        self.file = file;
-        self.durable_len = 0;
+        self.broken = false;
         self.stats.compactions += 1;
         Ok(())
     }
@@ -253,10 +308,15 @@ impl Journal {
 
 /// Writes `state` to `FILE.snapshot.tmp`, syncs it, renames it over `FILE.snapshot` and
 /// syncs the folder. A crash at any step leaves the old snapshot or the new one, whole.
-pub fn write_snapshot(journal: &Path, state: &Catalog, seq: u64) -> Result<(), String> {
+pub fn write_snapshot(
+    journal: &Path,
+    state: &Catalog,
+    seq: u64,
+    data_id: u32,
+) -> Result<(), String> {
     let snapshot = snapshot_path(journal);
     let tmp = with_suffix(&snapshot, ".tmp");
-    let written = std::fs::write(&tmp, state.snapshot(seq))
+    let written = std::fs::write(&tmp, state.snapshot(seq, data_id))
         .and_then(|()| File::open(&tmp)?.sync_all())
         .and_then(|()| std::fs::rename(&tmp, &snapshot))
         .and_then(|()| sync_dir(&snapshot));
@@ -319,6 +379,18 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Takes the journal for this process alone: two processes appending to one file would
+/// overwrite each other's records.
+fn lock(file: &File, path: &Path) -> Result<(), String> {
+    use rustix::fs::{FlockOperation, flock};
+    flock(file, FlockOperation::NonBlockingLockExclusive).map_err(|e| {
+        format!(
+            "journal {} is in use by another process ({e})",
+            path.display()
+        )
+    })
+}
+
 fn identity(file: &File) -> Result<(u64, u64), String> {
     let meta = file.metadata().map_err(|e| e.to_string())?;
     Ok((meta.dev(), meta.ino()))
@@ -339,6 +411,10 @@ mod tests {
     use crate::log::{Level, Log};
     use crate::state::{Backend, Memory, NewProduct, Op, Refusal, Ticket};
 
+    /// The id of the built-in data, and of some other.
+    const DEFAULT_ID: u32 = 1;
+    const OTHER_ID: u32 = 2;
+
     /// A fresh folder for one test, and the journal path in it.
     fn journal_path(test: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("mock-srv-{}-{test}", std::process::id()));
@@ -348,9 +424,14 @@ mod tests {
     }
 
     fn open(path: &Path) -> Memory {
-        Memory::with_journal(path, Catalog::with_defaults(), DEFAULT_COMPACT_BYTES)
-            .unwrap()
-            .0
+        Memory::with_journal(
+            path,
+            Catalog::with_defaults(),
+            DEFAULT_ID,
+            DEFAULT_COMPACT_BYTES,
+        )
+        .unwrap()
+        .0
     }
 
     /// Submits the ops as one turn and returns their results.
@@ -402,8 +483,13 @@ mod tests {
         turn(&mut m, vec![order("A1", 1)]);
         let before = totals(&m);
         drop(m);
-        let (m, opened) =
-            Memory::with_journal(&path, Catalog::with_defaults(), DEFAULT_COMPACT_BYTES).unwrap();
+        let (m, opened) = Memory::with_journal(
+            &path,
+            Catalog::with_defaults(),
+            DEFAULT_ID,
+            DEFAULT_COMPACT_BYTES,
+        )
+        .unwrap();
         assert_eq!(opened.replayed, 4);
         assert_eq!(totals(&m), before);
         assert_eq!(m.catalog().products(0)[2].name, "Fan");
@@ -433,8 +519,13 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(&third[..third.len() / 2]);
         std::fs::write(&path, &bytes).unwrap();
-        let (m, opened) =
-            Memory::with_journal(&path, Catalog::with_defaults(), DEFAULT_COMPACT_BYTES).unwrap();
+        let (m, opened) = Memory::with_journal(
+            &path,
+            Catalog::with_defaults(),
+            DEFAULT_ID,
+            DEFAULT_COMPACT_BYTES,
+        )
+        .unwrap();
         assert_eq!((opened.replayed, opened.dropped), (2, third.len() / 2));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), good, "cut off");
         assert_eq!(m.catalog().total("A1"), Some(13));
@@ -452,8 +543,13 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[first + 12] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
-        let err = Memory::with_journal(&path, Catalog::with_defaults(), DEFAULT_COMPACT_BYTES)
-            .unwrap_err();
+        let err = Memory::with_journal(
+            &path,
+            Catalog::with_defaults(),
+            DEFAULT_ID,
+            DEFAULT_COMPACT_BYTES,
+        )
+        .unwrap_err();
         assert!(err.contains(&format!("offset {first}")), "{err}");
         assert!(err.contains(&path.display().to_string()), "{err}");
         // Nothing was cut: the file is as it was, for someone to look at.
@@ -469,7 +565,8 @@ mod tests {
         let other = r#"{"categories":[{"name":"electronics","prefix":"A","products":[
             {"id":"A1","name":"a","rrp":"1","info":"i"}]}]}"#;
         let err =
-            Memory::with_journal(&path, Catalog::from_json(other).unwrap(), 1 << 20).unwrap_err();
+            Memory::with_journal(&path, Catalog::from_json(other).unwrap(), OTHER_ID, 1 << 20)
+                .unwrap_err();
         assert!(
             err.contains("does not fit the data") && err.contains("A2"),
             "{err}"
@@ -477,7 +574,8 @@ mod tests {
         // Same products, other totals: the totals the journal recorded do not come out.
         let other = DEFAULT_DATA_WITH_A2_AT_8;
         let err =
-            Memory::with_journal(&path, Catalog::from_json(other).unwrap(), 1 << 20).unwrap_err();
+            Memory::with_journal(&path, Catalog::from_json(other).unwrap(), OTHER_ID, 1 << 20)
+                .unwrap_err();
         assert!(err.contains("came to 9, the journal says 8"), "{err}");
     }
 
@@ -498,13 +596,21 @@ mod tests {
             turn(&mut m, vec![order("A1", 10), fan()]);
             turn(&mut m, vec![order("A3", 2)]);
             let expected = totals(&m);
-            let (journal, catalog, _) =
-                Journal::open(&path, Catalog::with_defaults(), DEFAULT_COMPACT_BYTES).unwrap();
             drop(m);
+            let (journal, catalog, _) = Journal::open(
+                &path,
+                Catalog::with_defaults(),
+                DEFAULT_ID,
+                DEFAULT_COMPACT_BYTES,
+            )
+            .unwrap();
+            let seq = journal.seq;
+            // The process that compacts, stopped: its lock goes with it.
+            drop(journal);
             let snapshot = snapshot_path(&path);
             let tmp = with_suffix(&snapshot, ".tmp");
             // 1: the snapshot written to the temporary file.
-            std::fs::write(&tmp, catalog.snapshot(journal.seq)).unwrap();
+            std::fs::write(&tmp, catalog.snapshot(seq, DEFAULT_ID)).unwrap();
             if stop_after >= 1 {
                 // 2: renamed over the snapshot.
                 std::fs::rename(&tmp, &snapshot).unwrap();
@@ -531,7 +637,8 @@ mod tests {
     #[test]
     fn compaction_past_the_size_keeps_the_state_and_empties_the_journal() {
         let path = journal_path("compact-size");
-        let (mut m, _) = Memory::with_journal(&path, Catalog::with_defaults(), 200).unwrap();
+        let (mut m, _) =
+            Memory::with_journal(&path, Catalog::with_defaults(), DEFAULT_ID, 200).unwrap();
         for _ in 0..20 {
             turn(&mut m, vec![order("A1", 1), order("B1", 2)]);
         }
@@ -565,5 +672,33 @@ mod tests {
         drop(m);
         let m = open(&path);
         assert_eq!(m.catalog().total("A1"), Some(14));
+    }
+
+    #[test]
+    fn a_journal_in_use_by_another_process_refuses_to_open() {
+        let path = journal_path("locked");
+        let running = open(&path);
+        let err =
+            Memory::with_journal(&path, Catalog::with_defaults(), DEFAULT_ID, 1 << 20).unwrap_err();
+        assert!(err.contains("in use by another process"), "{err}");
+        drop(running);
+        open(&path);
+    }
+
+    #[test]
+    fn a_snapshot_made_from_other_data_refuses_to_start() {
+        let path = journal_path("snapshot-other-data");
+        let (mut m, _) =
+            Memory::with_journal(&path, Catalog::with_defaults(), DEFAULT_ID, 100).unwrap();
+        for _ in 0..5 {
+            turn(&mut m, vec![order("A1", 1)]);
+        }
+        drop(m);
+        assert!(snapshot_path(&path).exists(), "compacted");
+        let err = Memory::with_journal(&path, Catalog::with_defaults(), OTHER_ID, 100).unwrap_err();
+        assert!(err.contains("made from other data"), "{err}");
+        let (m, _) =
+            Memory::with_journal(&path, Catalog::with_defaults(), DEFAULT_ID, 100).unwrap();
+        assert_eq!(m.catalog().total("A1"), Some(8));
     }
 }

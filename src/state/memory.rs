@@ -54,9 +54,10 @@ impl Memory {
     pub fn with_journal(
         path: &std::path::Path,
         base: Catalog,
+        data_id: u32,
         compact_bytes: u64,
     ) -> Result<(Memory, Opened), String> {
-        let (journal, catalog, opened) = Journal::open(path, base, compact_bytes)?;
+        let (journal, catalog, opened) = Journal::open(path, base, data_id, compact_bytes)?;
         let mut memory = Memory::new(catalog);
         memory.journal = Some(journal);
         Ok((memory, opened))
@@ -72,8 +73,9 @@ impl Memory {
         }
     }
 
+    /// Logs the first failure of an episode (the next ones are its sequel).
     fn report_failure(&mut self, log: &mut Log, e: String) {
-        if self.failing.as_deref() != Some(&e) {
+        if self.failing.is_none() {
             log.error(format_args!(
                 "{e}; changes are refused (503) until it can write"
             ));
@@ -98,7 +100,7 @@ impl Backend for Memory {
         if let Some(journal) = &mut self.journal
             && let Err(e) = journal.ready(&self.catalog)
         {
-            self.refuse_turn("the journal cannot be written; try again shortly");
+            self.refuse_turn("the change could not be written to disk; try again shortly");
             return self.report_failure(log, e);
         }
         for (ticket, op) in self.submitted.drain(..) {

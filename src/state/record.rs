@@ -104,7 +104,8 @@ pub fn scan(bytes: &[u8]) -> Scan {
     let (mut records, mut offsets) = (Vec::new(), Vec::new());
     let mut pos = 0;
     while pos < bytes.len() {
-        match decode_at(bytes, pos) {
+        let last = records.last().map_or(0, |r: &Record| r.seq);
+        match decode_at(bytes, pos, last) {
             Some((record, len)) => {
                 records.push(record);
                 offsets.push(pos);
@@ -113,7 +114,8 @@ pub fn scan(bytes: &[u8]) -> Scan {
             None => {
                 // A crash leaves the end of one write unfinished; anything valid after the
                 // damage means the damage is something else.
-                let valid_later = (pos + 1..bytes.len()).any(|at| decode_at(bytes, at).is_some());
+                let valid_later =
+                    (pos + 1..bytes.len()).any(|at| decode_at(bytes, at, last).is_some());
                 let tail = match valid_later {
                     true => Tail::Corrupt { offset: pos },
                     false => Tail::Torn {
@@ -136,8 +138,10 @@ pub fn scan(bytes: &[u8]) -> Scan {
     }
 }
 
-/// The record at `pos` and its length, if a whole valid one starts there.
-fn decode_at(bytes: &[u8], pos: usize) -> Option<(Record, usize)> {
+/// The record at `pos` and its length, if a whole valid one with a sequence number above
+/// `after` starts there. The cheap checks come before the checksum: searching a damaged
+/// tail tries every offset.
+fn decode_at(bytes: &[u8], pos: usize, after: u64) -> Option<(Record, usize)> {
     let header = bytes.get(pos..pos + HEADER_BYTES)?;
     let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
     if !(MIN_BODY_BYTES..=MAX_BODY_BYTES).contains(&len) {
@@ -145,6 +149,10 @@ fn decode_at(bytes: &[u8], pos: usize) -> Option<(Record, usize)> {
     }
     let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
     let body = bytes.get(pos + HEADER_BYTES..pos + HEADER_BYTES + len)?;
+    let seq = u64::from_le_bytes(body[..8].try_into().ok()?);
+    if seq <= after || ![TAG_ORDER, TAG_PRODUCT].contains(&body[8]) {
+        return None;
+    }
     if crc32fast::hash(body) != crc {
         return None;
     }
