@@ -292,6 +292,7 @@ fn static_file(
                 content_type: Some(content_type),
                 headers: Vec::new(),
                 body,
+                refused_because: None,
             };
             Ok(Outcome::Respond(r.header("Cache-Control", "no-cache")))
         }

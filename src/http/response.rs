@@ -12,6 +12,9 @@ pub struct Response {
     pub content_type: Option<&'static str>,
     pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
+    /// Why the request was refused, for the log (set for refusals an operator should see
+    /// the reason of, such as a 403).
+    pub refused_because: Option<String>,
 }
 
 impl Response {
@@ -22,6 +25,7 @@ impl Response {
             content_type: Some("application/json; charset=utf-8"),
             headers: Vec::new(),
             body: body.into(),
+            refused_because: None,
         }
     }
 
@@ -32,6 +36,7 @@ impl Response {
             content_type: None,
             headers: Vec::new(),
             body: Bytes::new(),
+            refused_because: None,
         }
     }
 
@@ -39,6 +44,9 @@ impl Response {
     pub fn error(err: &HttpError) -> Response {
         let mut r = Response::json(err.status(), err.body());
         r.headers.extend(err.headers.iter().cloned());
+        if err.status() == 403 {
+            r.refused_because = Some(err.message().to_string());
+        }
         r
     }
 

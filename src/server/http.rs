@@ -164,6 +164,9 @@ impl Server {
                 let bytes = r.body.len();
                 self.log
                     .request(&conn.peer, method, target, r.status, bytes);
+                if let Some(why) = &r.refused_because {
+                    self.log.warn(format_args!("{} refused: {why}", conn.peer));
+                }
                 conn.respond(&r, req.method() == Method::Head, keep_alive);
                 Dispatched::Answered
             }

@@ -190,9 +190,10 @@ impl Server {
         self.max_connections
     }
 
-    /// Shuts down gracefully on SIGINT and SIGTERM (see [`Server::run`]).
+    /// Shuts down gracefully on SIGINT, SIGTERM and SIGHUP (a closed terminal), see
+    /// [`Server::run`].
     pub fn handle_signals(&mut self) -> Result<(), Error> {
-        use signal_hook::consts::{SIGINT, SIGTERM, SIGXFSZ};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGXFSZ};
         // Past a file size limit (RLIMIT_FSIZE) a write should fail with EFBIG, answered
         // like a full disk, rather than kill the process.
         signal_hook::flag::register(
@@ -200,7 +201,7 @@ impl Server {
             std::sync::Arc::<std::sync::atomic::AtomicBool>::default(),
         )
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
             .map_err(|e| Error::io("cannot install signal handlers", e))?;
         self.poll
             .registry()

@@ -362,3 +362,58 @@ fn rss_kib(pid: u32) -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// SIGHUP (the terminal that started it closed) shuts down like SIGTERM.
+#[test]
+fn sighup_shuts_down_like_sigterm() {
+    let (mut child, addr) = spawn(&[]);
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(next_close_code(&mut ws), Some(CloseCode::Away));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+/// A request refused with 403 says why in the log, at the default level.
+#[test]
+fn a_refused_request_logs_why() {
+    let log = std::env::temp_dir().join(format!("mock-srv-403-{}.log", std::process::id()));
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--port", "0"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = listening_addr(&line);
+    let foreign_origin = Client::connect(addr).request(
+        b"GET /electronics HTTP/1.1\r\nHost: localhost\r\nOrigin: https://evil.example\r\n\r\n",
+    );
+    assert_eq!(foreign_origin.status, 403);
+    let foreign_host =
+        Client::connect(addr).request(b"GET /electronics HTTP/1.1\r\nHost: evil.example\r\n\r\n");
+    assert_eq!(foreign_host.status, 403);
+    assert_eq!(terminate(child), 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let refused: Vec<&str> = text.lines().filter(|l| l.contains("refused:")).collect();
+    assert_eq!(refused.len(), 2, "{text}");
+    assert!(
+        refused[0].contains("Origin https://evil.example is not allowed"),
+        "{text}"
+    );
+    assert!(
+        refused[1].contains("\"evil.example\" is not a loopback name"),
+        "{text}"
+    );
+}
