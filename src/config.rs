@@ -144,16 +144,30 @@ impl Command {
                 Short('h') | Long("help") => return Ok(Command::Help),
                 Short('V') | Long("version") => return Ok(Command::Version),
                 Long("host") => config.host = parser.value()?.string()?,
-                Long("port") => port = Some(parser.value()?.parse::<u16>()?),
+                Long("port") => {
+                    let n: u64 = number(&mut parser, "--port")?;
+                    let p = u16::try_from(n).map_err(|_| {
+                        Error::Usage(format!("--port {n} is above 65535, the largest port"))
+                    })?;
+                    port = Some(p);
+                }
                 Long("static") => config.static_dir = Some(parser.value()?.into()),
                 Long("data") => config.data_file = Some(parser.value()?.into()),
                 Long("journal") => config.journal = Some(parser.value()?.into()),
                 Long("journal-compact-bytes") => {
-                    config.journal_compact_bytes = positive(&mut parser)? as u64
+                    config.journal_compact_bytes =
+                        positive(&mut parser, "--journal-compact-bytes")? as u64
                 }
                 Long("simulate") => {
                     let ms = match parser.optional_value() {
-                        Some(v) => v.parse::<u64>()?,
+                        Some(v) => {
+                            let v = v.to_string_lossy().into_owned();
+                            v.parse::<u64>().map_err(|_| {
+                                Error::Usage(format!(
+                                    "--simulate={v:?} is not a number of milliseconds"
+                                ))
+                            })?
+                        }
                         None => 1500,
                     };
                     if ms == 0 {
@@ -163,19 +177,31 @@ impl Command {
                 }
                 Long("allow-origin") => {
                     let origin = parser.value()?.string()?;
-                    config
-                        .allow_origins
-                        .push(origin.trim_end_matches('/').to_string());
+                    let origin = origin.trim_end_matches('/');
+                    if !is_origin(origin) {
+                        return Err(Error::Usage(format!(
+                            "--allow-origin {origin:?} is not an origin (like http://my-app.test:8080, or *)"
+                        )));
+                    }
+                    config.allow_origins.push(origin.to_string());
                 }
-                Long("max-head-bytes") => config.max_head_bytes = positive(&mut parser)?,
-                Long("max-body-bytes") => config.max_body_bytes = positive(&mut parser)?,
-                Long("request-timeout-ms") => config.request_timeout = millis(&mut parser)?,
-                Long("idle-timeout-ms") => config.idle_timeout = millis(&mut parser)?,
+                Long("max-head-bytes") => {
+                    config.max_head_bytes = positive(&mut parser, "--max-head-bytes")?
+                }
+                Long("max-body-bytes") => {
+                    config.max_body_bytes = positive(&mut parser, "--max-body-bytes")?
+                }
+                Long("request-timeout-ms") => {
+                    config.request_timeout = millis(&mut parser, "--request-timeout-ms")?
+                }
+                Long("idle-timeout-ms") => {
+                    config.idle_timeout = millis(&mut parser, "--idle-timeout-ms")?
+                }
                 Long("max-ws-message-bytes") => {
-                    config.max_ws_message_bytes = positive(&mut parser)?
+                    config.max_ws_message_bytes = positive(&mut parser, "--max-ws-message-bytes")?
                 }
                 Long("ws-queue-bytes") => {
-                    config.ws_queue_bytes = positive(&mut parser)?;
+                    config.ws_queue_bytes = positive(&mut parser, "--ws-queue-bytes")?;
                     if config.ws_queue_bytes < MIN_WS_QUEUE_BYTES {
                         return Err(Error::Usage(format!(
                             "--ws-queue-bytes must be at least {MIN_WS_QUEUE_BYTES} (room for the largest update)"
@@ -183,8 +209,12 @@ impl Command {
                     }
                 }
                 Long("echo") => config.echo = true,
-                Long("ws-ping-ms") => config.ws_ping_interval = millis(&mut parser)?,
-                Long("max-connections") => config.max_connections = Some(positive(&mut parser)?),
+                Long("ws-ping-ms") => {
+                    config.ws_ping_interval = millis(&mut parser, "--ws-ping-ms")?
+                }
+                Long("max-connections") => {
+                    config.max_connections = Some(positive(&mut parser, "--max-connections")?)
+                }
                 _ => return Err(arg.unexpected().into()),
             }
         }
@@ -205,19 +235,50 @@ impl Command {
     }
 }
 
-/// Reads a flag's value as a number above zero.
-fn positive(parser: &mut lexopt::Parser) -> Result<usize, Error> {
-    use lexopt::prelude::*;
-    let n: usize = parser.value()?.parse()?;
+/// Reads `flag`'s value as a whole number; the error names the flag and the value.
+fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, Error> {
+    let value = parser.value()?.to_string_lossy().into_owned();
+    value
+        .parse()
+        .map_err(|_| Error::Usage(format!("{flag} {value:?} is not a whole number")))
+}
+
+/// Reads `flag`'s value as a number above zero.
+fn positive(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, Error> {
+    let n: usize = number(parser, flag)?;
     if n == 0 {
-        return Err(Error::Usage("limits must be above 0".into()));
+        return Err(Error::Usage(format!("{flag} must be above 0")));
     }
     Ok(n)
 }
 
-/// Reads a flag's value as a positive number of milliseconds.
-fn millis(parser: &mut lexopt::Parser) -> Result<Duration, Error> {
-    Ok(Duration::from_millis(positive(parser)? as u64))
+/// Reads `flag`'s value as a positive number of milliseconds.
+fn millis(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, Error> {
+    Ok(Duration::from_millis(positive(parser, flag)? as u64))
+}
+
+/// Whether `s` is an origin as browsers send it: `http://` or `https://`, a host, and an
+/// optional port, nothing else (or `*`, any origin).
+fn is_origin(s: &str) -> bool {
+    if s == "*" {
+        return true;
+    }
+    let Some(authority) = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, _)) if !h.ends_with(']') && h.contains(':') => (authority, None),
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok())
 }
 
 #[cfg(test)]
@@ -279,6 +340,37 @@ mod tests {
         ] {
             let err = parse(args, None).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+        // Each error names the option, and what is wrong with its value.
+        for (args, said) in [
+            (
+                &["--port", "abc"][..],
+                "--port \"abc\" is not a whole number",
+            ),
+            (&["--port", "70000"], "--port 70000 is above 65535"),
+            (&["--max-body-bytes", "lots"], "--max-body-bytes \"lots\""),
+            (&["--ws-ping-ms", "0"], "--ws-ping-ms must be above 0"),
+            (&["--simulate=soon"], "--simulate=\"soon\""),
+            (
+                &["--allow-origin", "evil"],
+                "--allow-origin \"evil\" is not an origin",
+            ),
+            (
+                &["--allow-origin", "http://a.test/path"],
+                "is not an origin",
+            ),
+        ] {
+            let err = parse(args, None).unwrap_err().to_string();
+            assert!(err.contains(said), "{args:?}: {err}");
+        }
+        for origin in [
+            "http://my-app.test:8080",
+            "https://a.example",
+            "http://[::1]:5173",
+            "*",
+        ] {
+            let c = config(&["--allow-origin", origin], None);
+            assert_eq!(c.allow_origins, [origin]);
         }
         assert!(matches!(parse(&["--help"], None), Ok(Command::Help)));
         assert!(matches!(parse(&["-V"], None), Ok(Command::Version)));

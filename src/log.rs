@@ -17,6 +17,21 @@ pub enum Level {
 }
 
 impl Level {
+    /// Whether `spec` names a level [`Level::parse`] knows (or is empty: the default).
+    pub fn is_known(spec: &str) -> bool {
+        let last = spec
+            .split(',')
+            .rfind(|s| !s.trim().is_empty())
+            .unwrap_or("");
+        let level = last
+            .rsplit('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        ["", "off", "error", "warn", "info", "debug", "trace"].contains(&level.as_str())
+    }
+
     /// Reads a `RUST_LOG`-style value. `mock_srv=debug` and `warn,mock_srv=debug` work too:
     /// the last directive wins. Unknown text means the default, `info`.
     pub fn parse(spec: &str) -> Level {

@@ -107,6 +107,13 @@ impl Server {
             None => Error::Data(format!("the built-in data: {e}")),
         })?;
         let mut log = Log::from_env();
+        if let Ok(spec) = std::env::var("RUST_LOG")
+            && !crate::log::Level::is_known(&spec)
+        {
+            log.warn(format_args!(
+                "RUST_LOG={spec:?} names no level (off, error, warn, info, debug, trace); logging at info"
+            ));
+        }
         let data_id = crc32fast::hash(data.as_bytes());
         let backend = open_backend(&config, catalog, data_id, &mut log)?;
         let files = match &config.static_dir {
@@ -215,8 +222,13 @@ impl Server {
     /// WebSockets with 1001, finishes responses being written and returns `Ok`.
     pub fn run(&mut self) -> Result<(), Error> {
         let mut events = Events::with_capacity(1024);
-        self.log
-            .info(format_args!("listening on http://{}", self.local_addr));
+        // Where it listens is said once, on stdout, by the caller.
+        if let Some(period) = self.config.simulate {
+            self.log.info(format_args!(
+                "simulating orders: every {} ms a random product gains 1 to 7",
+                period.as_millis()
+            ));
+        }
         loop {
             self.before_sleep();
             if self.timers.stopped(self.now, self.conns.is_empty()) {

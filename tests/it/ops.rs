@@ -101,6 +101,8 @@ fn bad_arguments_exit_2_with_one_line() {
         &["--port", "99999"],
         &["--simulate=abc"],
         &["--host"],
+        &["--port", "abc"],
+        &["--allow-origin", "evil"],
     ] {
         let (code, _, err) = run(args);
         assert_eq!(code, 2, "{args:?}");
@@ -416,4 +418,35 @@ fn a_refused_request_logs_why() {
         refused[1].contains("\"evil.example\" is not a loopback name"),
         "{text}"
     );
+}
+
+/// The start says where it listens once (stdout), warns about a `RUST_LOG` it does not
+/// understand, and says when the simulator is on.
+#[test]
+fn the_start_says_where_once_and_what_is_on() {
+    use std::io::Read;
+    let log = std::env::temp_dir().join(format!("mock-srv-start-{}.log", std::process::id()));
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--simulate=60000"])
+        .env("RUST_LOG", "verbose")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    listening_addr(&line);
+    assert_eq!(terminate(child), 0);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "one line on stdout");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(!text.contains("listening on"), "said twice: {text}");
+    assert!(
+        text.contains("RUST_LOG=\"verbose\" names no level"),
+        "{text}"
+    );
+    assert!(text.contains("simulating orders: every 60000 ms"), "{text}");
 }
