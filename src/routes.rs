@@ -9,7 +9,7 @@ use tungstenite::Bytes;
 use crate::error::HttpError;
 use crate::http::{Method, Request, Response};
 use crate::message::total_message;
-use crate::state::{Applied, Catalog, CategoryId, MAX_TOTAL, NewProduct, Op, Refusal};
+use crate::state::{Applied, Backend, Catalog, CategoryId, MAX_TOTAL, NewProduct, Op, Refusal};
 use crate::static_files::StaticFiles;
 
 /// Longest `name`, `rrp` and `info` of a new product, in characters.
@@ -125,8 +125,8 @@ const ALLOW_CATEGORY: &str = "GET, HEAD, POST, OPTIONS";
 const ALLOW_READ_ONLY: &str = "GET, HEAD, OPTIONS";
 
 /// Routes one request. Every response gets the CORS headers its Origin deserves.
-pub fn handle(req: &Request, app: &App, catalog: &Catalog) -> Outcome {
-    let outcome = check_access(req, &app.access).and_then(|()| route(req, app, catalog));
+pub fn handle(req: &Request, app: &App, backend: &dyn Backend) -> Outcome {
+    let outcome = check_access(req, &app.access).and_then(|()| route(req, app, backend));
     match outcome {
         Ok(Outcome::Respond(r)) => Outcome::Respond(grant_cors(req, app, r)),
         Ok(outcome) => outcome,
@@ -223,7 +223,8 @@ fn allowed(segments: &[&str], catalog: &Catalog) -> &'static str {
     }
 }
 
-fn route(req: &Request, app: &App, catalog: &Catalog) -> Result<Outcome, HttpError> {
+fn route(req: &Request, app: &App, backend: &dyn Backend) -> Result<Outcome, HttpError> {
+    let catalog = backend.catalog();
     let method = req.method();
     let (parts, count) = segments(req.path());
     let segments = &parts[..count];
@@ -251,6 +252,10 @@ fn route(req: &Request, app: &App, catalog: &Catalog) -> Result<Outcome, HttpErr
                 Ok(Outcome::Apply(op, Then::Ok))
             }
             _ => Err(not_allowed(method, ALLOW_ORDERS)),
+        },
+        ["healthz"] => match method {
+            Method::Get | Method::Head => health(backend).map(Outcome::Respond),
+            _ => Err(not_allowed(method, ALLOW_READ_ONLY)),
         },
         ["categories"] => match method {
             Method::Get | Method::Head => Ok(Outcome::Respond(categories(catalog))),
@@ -355,6 +360,18 @@ fn totals(catalog: &Catalog, name: &str) -> Result<Response, HttpError> {
         200,
         serde_json::to_vec(&list).unwrap_or_default(),
     ))
+}
+
+/// `GET /healthz`: 200 `{"status":"ok"}` while changes can be applied; 503 saying why
+/// while the backend cannot apply them (its disk is failing).
+fn health(backend: &dyn Backend) -> Result<Response, HttpError> {
+    match backend.health() {
+        Ok(()) => Ok(Response::json(
+            200,
+            Bytes::from_static(br#"{"status":"ok"}"#),
+        )),
+        Err(why) => Err(HttpError::new(503, why).with_header("Retry-After", "1")),
+    }
 }
 
 /// `GET /categories`: `[{name,prefix,products}]`, what the web app builds its select from.

@@ -155,7 +155,7 @@ impl Server {
     /// Routes one request: answers it, holds it for the backend, or hands back the
     /// WebSocket upgrade to carry out.
     fn dispatch(&mut self, key: usize, req: Box<Request>) -> Dispatched {
-        let outcome = routes::handle(&req, &self.app, self.backend.catalog());
+        let outcome = routes::handle(&req, &self.app, self.backend.as_ref());
         let keep_alive = req.keep_alive && !self.timers.shutting_down();
         let conn = &mut self.conns[key];
         match outcome {

@@ -162,6 +162,13 @@ impl Backend for Memory {
         updates.append(&mut self.updates);
     }
 
+    fn health(&self) -> Result<(), String> {
+        match &self.failing {
+            None => Ok(()),
+            Some(e) => Err(format!("changes are refused: {e}")),
+        }
+    }
+
     fn report(&self, log: &mut Log) {
         if let Some(journal) = &self.journal {
             let s = journal.stats;

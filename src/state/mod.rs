@@ -87,4 +87,7 @@ pub trait Backend: std::fmt::Debug + Send {
 
     /// Logs what the backend did, when the server stops.
     fn report(&self, log: &mut Log);
+
+    /// `Err` saying why while changes cannot be applied (`GET /healthz` answers 503).
+    fn health(&self) -> Result<(), String>;
 }

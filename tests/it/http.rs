@@ -464,6 +464,18 @@ fn categories_are_listed_with_their_prefix_and_product_count() {
     );
 }
 
+#[test]
+fn healthz_says_ok_while_serving() {
+    let addr = start();
+    let r = get(addr, "/healthz");
+    assert_eq!((r.status, r.body.as_str()), (200, r#"{"status":"ok"}"#));
+    let r = post_json(addr, "/healthz", "{}");
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, HEAD, OPTIONS"))
+    );
+}
+
 /// `OPTIONS` and a 405 on the same path list the same methods.
 #[test]
 fn allow_is_the_same_for_options_and_405() {

@@ -163,6 +163,17 @@ fn a_full_disk_is_answered_503_and_nothing_unwritten_counts() {
             }
             200 => acked += amount,
             503 => {
+                if refused == 0 {
+                    // Until a write succeeds again, the health check says why.
+                    let health = get(addr, "/healthz");
+                    assert_eq!(health.status, 503, "{}", health.body);
+                    assert!(
+                        health.json()["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("journal")
+                    );
+                }
                 refused += 1;
                 assert_eq!(r.json()["statusCode"], 503);
                 assert!(
@@ -177,6 +188,7 @@ fn a_full_disk_is_answered_503_and_nothing_unwritten_counts() {
     }
     assert!(refused >= 1, "the limit was never reached");
     assert!(acked_after_refusal > 0, "never recovered");
+    assert_eq!(get(addr, "/healthz").status, 200, "recovered");
     assert_eq!(current_total(addr, "electronics", "A1"), 3 + acked);
     assert_eq!(terminate(child), 0);
     // Without the limit, the restarted server has exactly the acknowledged orders.
