@@ -132,6 +132,7 @@ const connect = () => {
     if (ws !== socket) return;
     backoff = BACKOFF_MIN;
     setStatus("live", "live");
+    delete products.dataset.stale; // the server sends every current total on open
     if (socketCategory !== current) subscribe(); // category changed while connecting
     if (refetchOnOpen) {
       refetchOnOpen = false;
@@ -148,6 +149,7 @@ const connect = () => {
     socket = null;
     refetchOnOpen = true;
     setStatus("reconnecting", "reconnecting…");
+    products.dataset.stale = "";
     retryTimer = setTimeout(connect, backoff);
     backoff = Math.min(backoff * 2, BACKOFF_MAX);
   });
@@ -192,6 +194,28 @@ const loadCategories = async () => {
 
 loadCategories();
 
+// ---- the add form's messages ------------------------------------------------
+
+const FIELDS = { name: "Name", rrp: "Price", info: "Description" };
+
+// The server names the field it refuses ("body/rrp must be a price like...", "body must
+// have required property 'info'"): say it with the form's own label, and mark the input.
+const friendly = (message) => {
+  const wrong = message.match(/^body\/(\w+) (.*)$/);
+  const missing = message.match(/^body must have required property '(\w+)'$/);
+  const field = (wrong ?? missing)?.[1];
+  if (!field || !FIELDS[field]) return message;
+  markInvalid(field);
+  return wrong ? `${FIELDS[field]} ${wrong[2]}.` : `${FIELDS[field]} is required.`;
+};
+
+const markInvalid = (field) => {
+  for (const input of add.querySelectorAll("input")) {
+    if (input.name === field) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+};
+
 // ---- UI events ------------------------------------------------------------
 
 category.addEventListener("change", () => {
@@ -199,6 +223,8 @@ category.addEventListener("change", () => {
   totals.clear();
   unknownIds.clear();
   products.replaceChildren();
+  add.reset(); // what was typed was for the other category
+  markInvalid(null);
   msg.textContent = "";
   add.style.display = "block";
   loadProducts();
@@ -216,10 +242,11 @@ add.addEventListener("submit", async (e) => {
     const list = await request(cat, payload);
     if (cat !== current) return;
     msg.textContent = "";
+    markInvalid(null);
     add.reset();
     if (seq === loadSeq) draw(list); // the server pushes the new product's total (0)
   } catch (err) {
-    if (cat === current) msg.textContent = err.message; // form is kept as typed
+    if (cat === current) msg.textContent = friendly(err.message); // form is kept as typed
   } finally {
     button.disabled = false;
   }

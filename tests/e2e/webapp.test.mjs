@@ -379,3 +379,37 @@ scenario("8. a data file's own categories are offered, and their totals are live
     fs.rmSync(data, { force: true });
   }
 });
+
+scenario("9. while the server is away the totals are marked stale, and fresh once it is back", async ({ start, open }) => {
+  const server = await start();
+  const { page } = await open(server);
+  assert.equal(await page.textContent("#status"), "pick a category");
+  await choose(page, "electronics", { A1: 3, A2: 7 });
+  const stale = () => page.$eval("#products", (el) => el.hasAttribute("data-stale"));
+  assert.equal(await stale(), false);
+  await stopServer(server);
+  await waitStatus(page, "reconnecting");
+  assert.equal(await stale(), true, "marked stale while reconnecting");
+  await start(server.port);
+  await waitStatus(page, "live", 15000);
+  await waitOrders(page, "A1", 3);
+  assert.equal(await stale(), false, "fresh once live again");
+});
+
+scenario("10. a refused field is named in words; switching category clears the form", async ({ start, open }) => {
+  const server = await start();
+  const { page } = await open(server);
+  await choose(page, "electronics", { A1: 3, A2: 7 });
+  await page.fill('#add [name="name"]', "   ");
+  await page.fill('#add [name="rrp"]', "1.00");
+  await page.fill('#add [name="info"]', "A blank name.");
+  await page.click('#add button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector("#msg").textContent !== "", null, { timeout: WAIT });
+  assert.equal(await page.textContent("#msg"), "Name must not be empty.");
+  assert.equal(await page.getAttribute('#add [name="name"]', "aria-invalid"), "true");
+  assert.equal(await page.inputValue('#add [name="info"]'), "A blank name.", "kept as typed");
+  await choose(page, "confectionery", { B1: 101 });
+  assert.equal(await page.inputValue('#add [name="info"]'), "");
+  assert.equal(await page.textContent("#msg"), "");
+  assert.equal(await page.getAttribute('#add [name="name"]', "aria-invalid"), null);
+});
