@@ -19,32 +19,14 @@ pub enum Level {
 impl Level {
     /// Whether `spec` names a level [`Level::parse`] knows (or is empty: the default).
     pub fn is_known(spec: &str) -> bool {
-        let last = spec
-            .split(',')
-            .rfind(|s| !s.trim().is_empty())
-            .unwrap_or("");
-        let level = last
-            .rsplit('=')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let level = last_directive(spec);
         ["", "off", "error", "warn", "info", "debug", "trace"].contains(&level.as_str())
     }
 
     /// Reads a `RUST_LOG`-style value. `mock_srv=debug` and `warn,mock_srv=debug` work too:
     /// the last directive wins. Unknown text means the default, `info`.
     pub fn parse(spec: &str) -> Level {
-        let last = spec
-            .split(',')
-            .rfind(|s| !s.trim().is_empty())
-            .unwrap_or("");
-        let level = last
-            .rsplit('=')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let level = last_directive(spec);
         match level.as_str() {
             "off" => Level::Off,
             "error" => Level::Error,
@@ -204,6 +186,20 @@ fn write_timestamp(out: &mut Vec<u8>, t: SystemTime) {
         rem % 60,
         d.subsec_millis()
     );
+}
+
+/// The level word of the last directive of a `RUST_LOG` value, lowercase
+/// (`warn,mock_srv=debug` -> `debug`).
+fn last_directive(spec: &str) -> String {
+    let last = spec
+        .split(',')
+        .rfind(|s| !s.trim().is_empty())
+        .unwrap_or("");
+    last.rsplit('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]

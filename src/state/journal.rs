@@ -423,7 +423,8 @@ mod tests {
         dir.join("orders.journal")
     }
 
-    fn open(path: &Path) -> Memory {
+    /// Opens the journal again, as a restart does, and says what it found.
+    fn reopen(path: &Path) -> (Memory, Opened) {
         Memory::with_journal(
             path,
             Catalog::with_defaults(),
@@ -431,7 +432,10 @@ mod tests {
             DEFAULT_COMPACT_BYTES,
         )
         .unwrap()
-        .0
+    }
+
+    fn open(path: &Path) -> Memory {
+        reopen(path).0
     }
 
     /// Submits the ops as one turn and returns their results.
@@ -483,13 +487,7 @@ mod tests {
         turn(&mut m, vec![order("A1", 1)]);
         let before = totals(&m);
         drop(m);
-        let (m, opened) = Memory::with_journal(
-            &path,
-            Catalog::with_defaults(),
-            DEFAULT_ID,
-            DEFAULT_COMPACT_BYTES,
-        )
-        .unwrap();
+        let (m, opened) = reopen(&path);
         assert_eq!(opened.replayed, 4);
         assert_eq!(totals(&m), before);
         assert_eq!(m.catalog().products(0)[2].name, "Fan");
@@ -519,13 +517,7 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(&third[..third.len() / 2]);
         std::fs::write(&path, &bytes).unwrap();
-        let (m, opened) = Memory::with_journal(
-            &path,
-            Catalog::with_defaults(),
-            DEFAULT_ID,
-            DEFAULT_COMPACT_BYTES,
-        )
-        .unwrap();
+        let (m, opened) = reopen(&path);
         assert_eq!((opened.replayed, opened.dropped), (2, third.len() / 2));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), good, "cut off");
         assert_eq!(m.catalog().total("A1"), Some(13));
