@@ -47,6 +47,8 @@ pub struct Config {
     pub journal: Option<PathBuf>,
     /// Compact the journal into a snapshot once it passes this size.
     pub journal_compact_bytes: u64,
+    /// This share (0 to 100) of API requests is answered 503 on purpose (`--fail-rate`).
+    pub fail_rate_percent: u8,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             echo: false,
             journal: None,
             journal_compact_bytes: crate::state::journal::DEFAULT_COMPACT_BYTES,
+            fail_rate_percent: 0,
         }
     }
 }
@@ -104,6 +107,8 @@ Options:
                             change is on disk [default: in memory only]
   --journal-compact-bytes N compact the journal into FILE.snapshot past N bytes
                             [default: 67108864]
+  --fail-rate PERCENT       answer that share of API requests with 503 on purpose (state
+                            unchanged; marked with X-Mock-Srv-Injected) [default: 0]
   --allow-origin ORIGIN     also accept requests from pages at ORIGIN
                             (e.g. http://my-app.test:8080); repeatable
   --max-head-bytes N        largest request head [default: 16384]
@@ -209,6 +214,15 @@ impl Command {
                     }
                 }
                 Long("echo") => config.echo = true,
+                Long("fail-rate") => {
+                    let percent: u64 = number(&mut parser, "--fail-rate")?;
+                    config.fail_rate_percent = u8::try_from(percent)
+                        .ok()
+                        .filter(|p| *p <= 100)
+                        .ok_or_else(|| {
+                            Error::Usage(format!("--fail-rate {percent} is not 0 to 100"))
+                        })?;
+                }
                 Long("ws-ping-ms") => {
                     config.ws_ping_interval = millis(&mut parser, "--ws-ping-ms")?
                 }
@@ -359,6 +373,7 @@ mod tests {
                 &["--allow-origin", "http://a.test/path"],
                 "is not an origin",
             ),
+            (&["--fail-rate", "101"], "--fail-rate 101 is not 0 to 100"),
         ] {
             let err = parse(args, None).unwrap_err().to_string();
             assert!(err.contains(said), "{args:?}: {err}");

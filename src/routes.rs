@@ -163,6 +163,34 @@ fn refused(refusal: &Refusal) -> HttpError {
     HttpError::new(status, refusal.to_string())
 }
 
+/// Whether the request is an API call (orders, products, categories) as opposed to the web
+/// app's files, a preflight, a WebSocket upgrade or the health check: the requests
+/// `--fail-rate` may fail on purpose.
+pub fn is_api(req: &Request, catalog: &Catalog) -> bool {
+    if req.method() == Method::Options || req.wants_websocket {
+        return false;
+    }
+    let (parts, count) = segments(req.path());
+    match &parts[..count] {
+        ["orders", _] | ["categories"] => true,
+        [name] => catalog.category(name).is_some(),
+        _ => false,
+    }
+}
+
+/// A 503 injected by `--fail-rate`: a JSON body, `Retry-After`, and a header that tells
+/// it from a real failure.
+pub fn injected_failure(req: &Request, app: &App, percent: u8) -> Response {
+    let err = HttpError::new(
+        503,
+        format!("failure injected on purpose (--fail-rate {percent}); nothing was changed"),
+    );
+    let response = Response::error(&err)
+        .header("Retry-After", "1")
+        .header("X-Mock-Srv-Injected", "fail-rate");
+    grant_cors(req, app, response)
+}
+
 /// Adds the CORS grant when the request's Origin is allowed.
 fn grant_cors(req: &Request, app: &App, mut response: Response) -> Response {
     if let Some(origin) = req.origin.as_deref()

@@ -155,7 +155,12 @@ impl Server {
     /// Routes one request: answers it, holds it for the backend, or hands back the
     /// WebSocket upgrade to carry out.
     fn dispatch(&mut self, key: usize, req: Box<Request>) -> Dispatched {
-        let outcome = routes::handle(&req, &self.app, self.backend.as_ref());
+        let outcome = if self.fails_on_purpose(&req) {
+            let percent = self.config.fail_rate_percent;
+            Outcome::Respond(routes::injected_failure(&req, &self.app, percent))
+        } else {
+            routes::handle(&req, &self.app, self.backend.as_ref())
+        };
         let keep_alive = req.keep_alive && !self.timers.shutting_down();
         let conn = &mut self.conns[key];
         match outcome {
@@ -189,6 +194,14 @@ impl Server {
                 Dispatched::Held
             }
         }
+    }
+
+    /// `--fail-rate`: whether this API request is the share to fail (503) on purpose.
+    fn fails_on_purpose(&mut self, req: &Request) -> bool {
+        let percent = u64::from(self.config.fail_rate_percent);
+        percent > 0
+            && routes::is_api(req, self.backend.catalog())
+            && self.timers.next_random() % 100 < percent
     }
 
     /// Answers the request held for `ticket` with the backend's result. A result whose

@@ -74,7 +74,7 @@ impl Timers {
     }
 
     /// xorshift64: enough randomness for the simulator, without a dependency.
-    fn next_random(&mut self) -> u64 {
+    pub fn next_random(&mut self) -> u64 {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;

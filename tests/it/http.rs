@@ -476,6 +476,70 @@ fn healthz_says_ok_while_serving() {
     );
 }
 
+/// `--fail-rate 100`: every API request is answered 503 on purpose, marked as injected,
+/// and nothing changes; the web app's files, the health check and WebSockets are served.
+#[test]
+fn fail_rate_fails_api_requests_on_purpose_and_changes_nothing() {
+    let addr = start_with(mock_srv::Config {
+        fail_rate_percent: 100,
+        ..Default::default()
+    });
+    for r in [
+        post_json(addr, "/orders/A1", r#"{"amount":5}"#),
+        post_json(
+            addr,
+            "/electronics",
+            r#"{"name":"Fan","rrp":"1.00","info":"i"}"#,
+        ),
+        get(addr, "/electronics"),
+        get(addr, "/orders/A1"),
+        get(addr, "/categories"),
+    ] {
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(r.header("x-mock-srv-injected"), Some("fail-rate"));
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("--fail-rate")
+        );
+    }
+    assert_eq!(get(addr, "/").status, 200);
+    assert_eq!(get(addr, "/healthz").status, 200);
+    // The order and the product were not applied: the totals a subscriber gets say so.
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    assert_eq!(initial_totals(&mut ws, 2), totals(&[("A1", 3), ("A2", 7)]));
+}
+
+/// `--fail-rate 50`: about half, and each request either fails whole or succeeds whole.
+#[test]
+fn fail_rate_fails_about_its_share() {
+    let addr = start_with(mock_srv::Config {
+        fail_rate_percent: 50,
+        ..Default::default()
+    });
+    let mut c = Client::connect(addr);
+    let (mut failed, mut applied) = (0u64, 0u64);
+    for _ in 0..200 {
+        let r = c.request(
+            b"POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"amount\":1}",
+        );
+        match r.status {
+            200 => applied += 1,
+            503 => failed += 1,
+            other => panic!("{other}: {}", r.body),
+        }
+    }
+    assert!((60..=140).contains(&failed), "{failed} of 200 failed");
+    // (A GET could fail on purpose too: the subscription's first totals are read instead.)
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    assert_eq!(
+        initial_totals(&mut ws, 2)[0],
+        ("A1".to_string(), 3 + applied)
+    );
+}
+
 /// `OPTIONS` and a 405 on the same path list the same methods.
 #[test]
 fn allow_is_the_same_for_options_and_405() {
