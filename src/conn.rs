@@ -48,10 +48,6 @@ pub struct Http {
     /// meanwhile (and at most about two reads' worth is buffered), so a pipeline cannot grow
     /// memory; its response is queued when the result comes, after every response before it.
     pub held: Option<Held>,
-    /// Reading stopped behind a held request with input left in the socket, which
-    /// (edge-triggered) no event will announce again: it is read in the turn after the
-    /// answer is queued.
-    pub unread: bool,
     /// Reading stopped because too much output waits; it resumes once the queue drains.
     pub paused: bool,
     /// The peer has closed its sending side.

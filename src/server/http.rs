@@ -5,9 +5,10 @@ use std::io::Read;
 
 use super::writes::LINGER;
 use super::{Next, Server};
-use crate::conn::{Deadline, Held, Phase, Proto};
+use crate::conn::{Conn, Deadline, Held, Phase, Proto};
 use crate::error::HttpError;
 use crate::http::{Method, Parsed, Request, Response};
+use crate::log::Log;
 use crate::outbox::{interrupted, would_block};
 use crate::routes::{self, Channel, Outcome};
 use crate::state::{Applied, Refusal, Ticket};
@@ -28,6 +29,24 @@ enum Dispatched {
     Held,
     /// A WebSocket handshake to carry out.
     Upgrade(Channel, String),
+}
+
+/// Queues `response` to `req` on `conn`, and logs it: the request line, and for a refusal
+/// an operator should see (a 403), why.
+fn send(log: &mut Log, conn: &mut Conn, req: &Request, response: &Response, keep_alive: bool) {
+    let method = req.method();
+    let bytes = response.body.len();
+    log.request(
+        &conn.peer,
+        method.as_str(),
+        &req.target,
+        response.status,
+        bytes,
+    );
+    if let Some(why) = &response.refused_because {
+        log.warn(format_args!("{} refused: {why}", conn.peer));
+    }
+    conn.respond(response, method == Method::Head, keep_alive);
 }
 
 impl Server {
@@ -59,8 +78,9 @@ impl Server {
                 return next;
             }
             if http.held.is_some() && http.inbuf.len() >= READ_CHUNK_BYTES {
-                // Enough waits behind the held request; the rest is read once it is answered.
-                http.unread = true;
+                // Enough waits behind the held request. The rest of the socket, which no
+                // new event will announce, is read once the buffer is: the answer finds
+                // the buffer not empty and lists the connection to be read again.
                 return next;
             }
             match conn.stream.read(scratch) {
@@ -165,14 +185,7 @@ impl Server {
         let conn = &mut self.conns[key];
         match outcome {
             Outcome::Respond(r) => {
-                let (method, target) = (req.method().as_str(), &req.target);
-                let bytes = r.body.len();
-                self.log
-                    .request(&conn.peer, method, target, r.status, bytes);
-                if let Some(why) = &r.refused_because {
-                    self.log.warn(format_args!("{} refused: {why}", conn.peer));
-                }
-                conn.respond(&r, req.method() == Method::Head, keep_alive);
+                send(&mut self.log, conn, &req, &r, keep_alive);
                 Dispatched::Answered
             }
             Outcome::Upgrade {
@@ -220,17 +233,17 @@ impl Server {
         let Some(Held { req, then }) = http.held.take() else {
             return Next::Idle;
         };
-        let catalog = self.backend.catalog();
-        let response = routes::finish(&req, &self.app, catalog, then, result);
-        let (method, target) = (req.method().as_str(), &req.target);
-        let bytes = response.body.len();
-        self.log
-            .request(&conn.peer, method, target, response.status, bytes);
-        // Requests pipelined behind it wait in the buffer or the socket; the peer may
-        // have finished.
-        let more = !http.inbuf.is_empty() || http.peer_eof || std::mem::take(&mut http.unread);
-        let keep_alive = req.keep_alive && !shutting_down;
-        conn.respond(&response, req.method() == Method::Head, keep_alive);
+        // Requests pipelined behind it wait in the buffer (and, when it is full, the
+        // socket); the peer may have finished.
+        let more = !http.inbuf.is_empty() || http.peer_eof;
+        let response = routes::finish(&req, &self.app, self.backend.catalog(), then, result);
+        send(
+            &mut self.log,
+            conn,
+            &req,
+            &response,
+            req.keep_alive && !shutting_down,
+        );
         if more { Next::Reread } else { Next::Flush }
     }
 

@@ -123,14 +123,12 @@ impl Server {
             Deadline::Request => self.request_timed_out(key),
             Deadline::Ping if conn.phase != Phase::Open => Next::Close,
             Deadline::Ping => {
-                let Some((session, _)) = conn.ws() else {
+                let Some((session, mut wire)) = conn.ws() else {
                     return Next::Close;
                 };
                 if std::mem::take(&mut session.heard_from) {
+                    session.ping(&mut wire);
                     conn.deadline = Some((self.now + ping_every, Deadline::Ping));
-                    if let Some((session, mut wire)) = conn.ws() {
-                        session.ping(&mut wire);
-                    }
                     return Next::Flush;
                 }
                 // Nothing, not even the pong to our last ping, for a whole interval.
@@ -138,10 +136,7 @@ impl Server {
                     "{} websocket #{key} did not answer a ping; closing",
                     conn.peer
                 ));
-                self.take_feed(key);
-                if let Some((session, mut wire)) = self.conns[key].ws() {
-                    session.close(&mut wire, 1001, "ping timeout");
-                }
+                self.close_ws(key, 1001, "ping timeout");
                 self.drain_ws(key)
             }
         }
@@ -213,11 +208,8 @@ impl Server {
         let Some(http) = conn.http() else {
             return Next::Close;
         };
-        let idle = out_empty
-            && http.held.is_none()
-            && http.inbuf.is_empty()
-            && !http.unread
-            && !http.parser.in_progress();
+        let idle =
+            out_empty && http.held.is_none() && http.inbuf.is_empty() && !http.parser.in_progress();
         if idle {
             return Next::Close;
         }
@@ -240,10 +232,7 @@ impl Server {
             .map(|(k, _)| k)
             .collect();
         for key in keys {
-            self.take_feed(key);
-            if let Some((session, mut wire)) = self.conns[key].ws() {
-                session.close(&mut wire, 1001, "server shutting down");
-            }
+            self.close_ws(key, 1001, "server shutting down");
             self.act(key, Next::Flush);
         }
     }

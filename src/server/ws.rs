@@ -184,6 +184,15 @@ impl Server {
         }
     }
 
+    /// Starts the closing handshake of `key` with `code`, after every total already
+    /// published to it.
+    pub(super) fn close_ws(&mut self, key: usize, code: u16, reason: &str) {
+        self.take_feed(key);
+        if let Some((session, mut wire)) = self.conns[key].ws() {
+            session.close(&mut wire, code, reason);
+        }
+    }
+
     /// Queues for the session of `key` what its category's feed holds that it has not
     /// taken yet, without writing to the socket: whatever is queued next goes after them.
     pub(super) fn take_feed(&mut self, key: usize) {
