@@ -8,9 +8,14 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use crate::fanout::Feed;
 use crate::http::{Parser, Request, Response};
+use crate::message::total_message;
 use crate::outbox::{Flushed, Outbox};
 use crate::routes::Then;
+use crate::sse::EventStream;
+use crate::state::Product;
+use crate::ws::frame::text_frame;
 use crate::ws::{Wire, WsSession};
 
 /// Where a connection is in its life.
@@ -35,6 +40,8 @@ pub enum Proto {
     Http(Http),
     /// After `101 Switching Protocols` (which may still be in the queue).
     WebSocket(Box<WsSession>),
+    /// After the head of an event stream: the rest of the response is events.
+    Events(EventStream),
 }
 
 /// The HTTP side of a connection.
@@ -114,11 +121,33 @@ impl Conn {
         matches!(self.proto, Proto::WebSocket(_))
     }
 
-    /// The HTTP side, unless the connection is a WebSocket.
+    /// True for a WebSocket or an event stream: a connection the fan-out writes.
+    pub fn is_stream(&self) -> bool {
+        !matches!(self.proto, Proto::Http(_))
+    }
+
+    /// The HTTP side, unless the connection became a stream.
     pub fn http(&mut self) -> Option<&mut Http> {
         match &mut self.proto {
             Proto::Http(http) => Some(http),
-            Proto::WebSocket(_) => None,
+            _ => None,
+        }
+    }
+
+    /// Takes what `feed` holds that this subscriber has not taken. With `write_now`, a
+    /// WebSocket with nothing queued writes it straight from the feed; otherwise it is
+    /// queued, and whatever is queued next goes after it.
+    pub fn take_from(&mut self, feed: &Feed, write_now: bool) {
+        match &mut self.proto {
+            Proto::Http(_) => {}
+            Proto::WebSocket(session) => {
+                let mut wire = Wire {
+                    stream: &mut self.stream,
+                    out: &mut self.out,
+                };
+                feed.hand_to(session, &mut wire, write_now);
+            }
+            Proto::Events(events) => feed.hand_events_to(events, &mut self.out),
         }
     }
 
@@ -132,6 +161,40 @@ impl Conn {
             out: &mut self.out,
         };
         Some((session, wire))
+    }
+
+    /// Starts this subscriber at the end of `feed` and queues the current totals of
+    /// `products` (its category's).
+    pub fn follow(&mut self, feed: &Feed, products: &[Product]) {
+        match &mut self.proto {
+            Proto::Http(_) => {}
+            Proto::WebSocket(session) => {
+                feed.follow(session);
+                let mut wire = Wire {
+                    stream: &mut self.stream,
+                    out: &mut self.out,
+                };
+                for p in products {
+                    let frame = text_frame(&total_message(&p.id, p.total));
+                    session.push_total(&mut wire, &frame, &p.id, p.total);
+                }
+            }
+            Proto::Events(events) => {
+                events.feed_pos = feed.end();
+                for p in products {
+                    events.push_total(&mut self.out, &p.id, p.total);
+                }
+            }
+        }
+    }
+
+    /// Forgets the latest totals a subscriber over budget kept (its subscription moves).
+    pub fn forget_latest(&mut self) {
+        match &mut self.proto {
+            Proto::Http(_) => {}
+            Proto::WebSocket(session) => session.clear_conflated(),
+            Proto::Events(events) => events.latest.clear(),
+        }
     }
 
     /// Queues a response. Without keep-alive the connection drains: nothing more is read,
@@ -148,6 +211,7 @@ impl Conn {
     pub fn flush(&mut self) -> io::Result<Flushed> {
         match &mut self.proto {
             Proto::Http(_) => self.out.write_to(&mut self.stream),
+            Proto::Events(events) => events.flush(&mut self.stream, &mut self.out),
             Proto::WebSocket(session) => {
                 let mut wire = Wire {
                     stream: &mut self.stream,

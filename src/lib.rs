@@ -6,7 +6,8 @@
 //! backend and its response is held until the backend says it is applied; every change of a
 //! total then comes back out of the backend as an update, the only way into the [`fanout`]:
 //! its `{"id","total"}` message ([`message`]) is framed once into the category's feed, which
-//! every WebSocket subscribed to that category takes from when it is next written.
+//! every WebSocket subscribed to that category takes from when it is next written (an
+//! event stream, [`sse`], takes the same totals as `data:` lines).
 //!
 //! Each connection has one output queue ([`outbox`]); before each poll the loop writes the
 //! connections with output, HTTP responses first, then WebSockets in bounded slices.
@@ -22,11 +23,13 @@ pub mod conn;
 pub mod error;
 pub mod fanout;
 pub mod http;
+pub mod latest;
 pub mod log;
 pub mod message;
 pub mod outbox;
 pub mod routes;
 pub mod server;
+pub mod sse;
 pub mod state;
 pub mod static_files;
 #[cfg(test)]

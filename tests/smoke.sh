@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test: the real binary, driven with the tools a user would reach for:
-# curl for the REST calls, websocat for a subscription, nc for a raw request.
+# curl for the REST calls and an event stream, websocat for a subscription, nc for a raw
+# request.
 # Usage: tests/smoke.sh [path/to/mock-srv]
 set -euo pipefail
 
@@ -11,9 +12,10 @@ for tool in curl nc websocat; do
 done
 
 tmp=$(mktemp -d)
-server_pid= ws_pid=
+server_pid= ws_pid= sse_pid=
 cleanup() {
   [[ -n $ws_pid ]] && kill "$ws_pid" 2>/dev/null || true
+  [[ -n $sse_pid ]] && kill "$sse_pid" 2>/dev/null || true
   [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
   rm -rf "$tmp"
 }
@@ -54,13 +56,28 @@ else
   not_ok "websocat receives the totals on open" "$(cat "$tmp/ws.out" "$tmp/ws.err")"
 fi
 
-# 3. curl POST an order; the subscriber sees the new total.
+# 2b. curl -N: an event stream of the same totals, as the README shows it.
+: >"$tmp/sse.out"
+curl -N -sS -H 'Accept: text/event-stream' "$base/orders/electronics" >>"$tmp/sse.out" 2>"$tmp/sse.err" &
+sse_pid=$!
+if wait_for_line "$tmp/sse.out" 'data: {"id":"A2","total":7}'; then
+  expect_contains "curl -N receives the totals as events" "$(cat "$tmp/sse.out")" 'data: {"id":"A1","total":3}'
+else
+  not_ok "curl -N receives the totals as events" "$(cat "$tmp/sse.out" "$tmp/sse.err")"
+fi
+
+# 3. curl POST an order; the subscribers see the new total.
 body=$(curl -sS -X POST -H "Content-Type: application/json" -d '{"amount": 10}' "$base/orders/A1")
 expect_contains "curl POST /orders/A1 answers ok" "$body" '{"ok":true}'
 if wait_for_line "$tmp/ws.out" '{"id":"A1","total":13}'; then
   ok "websocat sees the POSTed total 13"
 else
   not_ok "websocat sees the POSTed total 13" "$(cat "$tmp/ws.out")"
+fi
+if wait_for_line "$tmp/sse.out" 'data: {"id":"A1","total":13}'; then
+  ok "curl -N sees the POSTed total 13"
+else
+  not_ok "curl -N sees the POSTed total 13" "$(cat "$tmp/sse.out")"
 fi
 
 # 3b. curl reads the totals and the categories over plain HTTP.
@@ -96,6 +113,12 @@ else
   not_ok "websocat is disconnected on shutdown" "still connected"
 fi
 ws_pid=
+if timeout 5 tail --pid="$sse_pid" -f /dev/null; then
+  ok "curl -N sees the stream end on shutdown"
+else
+  not_ok "curl -N sees the stream end on shutdown" "still connected"
+fi
+sse_pid=
 
 echo "smoke: $passed passed, $failed failed"
 [[ $failed == 0 ]]

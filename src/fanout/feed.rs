@@ -15,6 +15,8 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 
+use crate::outbox::Outbox;
+use crate::sse::EventStream;
 use crate::ws::frame::append_text_frame;
 use crate::ws::{Wire, WsSession};
 
@@ -95,6 +97,14 @@ impl Feed {
         }
         for (frame, t) in self.totals_since(from) {
             session.push_total(wire, frame, &t.id, t.total);
+        }
+    }
+
+    /// Gives an event stream the totals published since it last took, as events.
+    pub fn hand_events_to(&self, events: &mut EventStream, out: &mut Outbox) {
+        let from = std::mem::replace(&mut events.feed_pos, self.end());
+        for (_, t) in self.totals_since(from) {
+            events.push_total(out, &t.id, t.total);
         }
     }
 

@@ -71,6 +71,8 @@ pub struct Request {
     pub wants_websocket: bool,
     pub ws_key: Option<String>,
     pub ws_version: Option<String>,
+    /// `Accept` names `text/event-stream` (an `EventSource`, `curl -H`).
+    pub wants_event_stream: bool,
     /// `Access-Control-Request-Headers` of a preflight, echoed back when allowed.
     pub cors_request_headers: Option<String>,
     pub body: Vec<u8>,
@@ -338,6 +340,12 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
                 upgrade_ws |= text()?
                     .split(',')
                     .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+            }
+            b"accept" => {
+                req.wants_event_stream |= text()?.split(',').any(|media| {
+                    let media = media.split(';').next().unwrap_or("").trim();
+                    media.eq_ignore_ascii_case("text/event-stream")
+                })
             }
             b"origin" => req.origin = Some(text()?.to_string()),
             b"content-type" => req.content_type = Some(text()?.to_string()),
@@ -626,5 +634,20 @@ mod tests {
         assert!(req.wants_websocket);
         assert_eq!(req.ws_key.as_deref(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
         assert_eq!(req.origin.as_deref(), Some("http://localhost:5173"));
+    }
+
+    #[test]
+    fn an_event_stream_is_asked_for_in_accept() {
+        for (accept, wanted) in [
+            ("text/event-stream", true),
+            ("Text/Event-Stream; q=1", true),
+            ("application/json, text/event-stream", true),
+            ("*/*", false),
+            ("text/event-streams", false),
+        ] {
+            let input = format!("GET /orders/toys HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n");
+            let req = &feed(input.as_bytes(), input.len()).unwrap()[0];
+            assert_eq!(req.wants_event_stream, wanted, "{accept}");
+        }
     }
 }

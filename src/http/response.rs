@@ -59,6 +59,20 @@ impl Response {
     /// Appends the serialised response to `out`. `head_only` leaves the body out (HEAD)
     /// but keeps its Content-Length; `keep_alive` false adds `Connection: close`.
     pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
+        let length = (self.status >= 200 && self.status != 204).then_some(self.body.len());
+        self.write_head(out, length, keep_alive);
+        if !head_only && self.status != 204 {
+            out.extend_from_slice(&self.body);
+        }
+    }
+
+    /// Appends the head of a response whose body is a stream that ends when the connection
+    /// closes: no length, `Connection: close`.
+    pub fn write_stream_head(&self, out: &mut Vec<u8>) {
+        self.write_head(out, None, false);
+    }
+
+    fn write_head(&self, out: &mut Vec<u8>, length: Option<usize>, keep_alive: bool) {
         // Plain appends rather than `write!`: this runs for every response.
         let mut digits = itoa::Buffer::new();
         out.extend_from_slice(b"HTTP/1.1 ");
@@ -69,8 +83,8 @@ impl Response {
         if let Some(ct) = self.content_type {
             put_header(out, "Content-Type", ct);
         }
-        if self.status >= 200 && self.status != 204 {
-            put_header(out, "Content-Length", digits.format(self.body.len()));
+        if let Some(length) = length {
+            put_header(out, "Content-Length", digits.format(length));
         }
         for (name, value) in &self.headers {
             put_header(out, name, value);
@@ -79,9 +93,6 @@ impl Response {
             out.extend_from_slice(b"Connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        if !head_only && self.status != 204 {
-            out.extend_from_slice(&self.body);
-        }
     }
 }
 

@@ -41,6 +41,11 @@ pub enum Outcome {
     },
     /// Apply the change, then answer as `Then` says ([`finish`]).
     Apply(Op, Then),
+    /// Send `head` (its body is the stream), then the category's totals as events.
+    Events {
+        category: CategoryId,
+        head: Response,
+    },
 }
 
 /// What a request that changes the state is answered with once the change is applied.
@@ -71,6 +76,10 @@ pub fn handle(req: &Request, app: &App, backend: &dyn Backend) -> Outcome {
     let outcome = check_access(req, &app.access).and_then(|()| route(req, app, backend));
     match outcome {
         Ok(Outcome::Respond(r)) => Outcome::Respond(grant_cors(req, app, r)),
+        Ok(Outcome::Events { category, head }) => Outcome::Events {
+            category,
+            head: grant_cors(req, app, head),
+        },
         Ok(outcome) => outcome,
         Err(err) => Outcome::Respond(grant_cors(req, app, Response::error(&err))),
     }
@@ -106,10 +115,10 @@ fn refused(refusal: &Refusal) -> HttpError {
 }
 
 /// Whether the request is an API call (orders, products, categories) as opposed to the web
-/// app's files, a preflight, a WebSocket upgrade or the health check: the requests
+/// app's files, a preflight, a WebSocket upgrade, an event stream or the health check: the requests
 /// `--fail-rate` may fail on purpose.
 pub fn is_api(req: &Request, catalog: &Catalog) -> bool {
-    if req.method() == Method::Options || req.wants_websocket {
+    if req.method() == Method::Options || req.wants_websocket || req.wants_event_stream {
         return false;
     }
     let (parts, count) = segments(req.path());
@@ -173,6 +182,7 @@ fn route(req: &Request, app: &App, backend: &dyn Backend) -> Result<Outcome, Htt
             Method::Get if req.wants_websocket => {
                 upgrade(req, Channel::Orders(catalog.category(name)))
             }
+            Method::Get if req.wants_event_stream => events(catalog, name),
             Method::Get | Method::Head => totals(catalog, name).map(Outcome::Respond),
             Method::Post => {
                 if !catalog.contains(name) {
@@ -294,6 +304,43 @@ fn totals(catalog: &Catalog, name: &str) -> Result<Response, HttpError> {
         200,
         serde_json::to_vec(&list).unwrap_or_default(),
     ))
+}
+
+/// `GET /orders/<category>` with `Accept: text/event-stream`: the head of the stream.
+fn events(catalog: &Catalog, name: &str) -> Result<Outcome, HttpError> {
+    let Some(category) = catalog.category(name) else {
+        return Err(not_a_category(catalog, name));
+    };
+    let head = Response {
+        status: 200,
+        content_type: Some("text/event-stream"),
+        headers: Vec::new(),
+        body: Bytes::new(),
+        refused_because: None,
+    }
+    .header("Cache-Control", "no-cache")
+    // Tells nginx not to buffer the stream.
+    .header("X-Accel-Buffering", "no");
+    Ok(Outcome::Events { category, head })
+}
+
+/// 404 for a name that is not a category (a product id, when it is one, names its own).
+fn not_a_category(catalog: &Catalog, name: &str) -> HttpError {
+    if let Some(cat) = catalog.category_of(name) {
+        let category = catalog.category_name(cat);
+        return HttpError::new(
+            404,
+            format!("{name} is a product; events come per category: GET /orders/{category}"),
+        );
+    }
+    let known: Vec<&str> = catalog.category_names().collect();
+    HttpError::new(
+        404,
+        format!(
+            "{name} is not a category (categories: {})",
+            known.join(", ")
+        ),
+    )
 }
 
 /// `GET /healthz`: 200 `{"status":"ok"}` while changes can be applied; 503 saying why

@@ -11,7 +11,7 @@ use crate::http::{Method, Parsed, Request, Response};
 use crate::log::Log;
 use crate::outbox::{interrupted, would_block};
 use crate::routes::{self, Channel, Outcome};
-use crate::state::{Applied, Refusal, Ticket};
+use crate::state::{Applied, CategoryId, Refusal, Ticket};
 
 /// Bytes read from a socket per `read` call.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -29,6 +29,8 @@ enum Dispatched {
     Held,
     /// A WebSocket handshake to carry out.
     Upgrade(Channel, String),
+    /// An event stream to start, with its head.
+    Events(CategoryId, Response),
 }
 
 /// Queues `response` to `req` on `conn`, and logs it: the request line, and for a refusal
@@ -142,6 +144,9 @@ impl Server {
                     match self.dispatch(key, req) {
                         Dispatched::Answered => {}
                         Dispatched::Held => break,
+                        Dispatched::Events(category, head) => {
+                            return self.start_events(key, category, &head);
+                        }
                         Dispatched::Upgrade(channel, accept_key) => {
                             let http = self.conns[key].http().expect("still HTTP");
                             let leftover = http.inbuf.split_off(start);
@@ -195,6 +200,11 @@ impl Server {
                 let target = &req.target;
                 self.log.request(&conn.peer, "GET", target, 101, 0);
                 Dispatched::Upgrade(channel, accept_key)
+            }
+            Outcome::Events { category, head } => {
+                let target = &req.target;
+                self.log.request(&conn.peer, "GET", target, 200, 0);
+                Dispatched::Events(category, head)
             }
             Outcome::Apply(op, then) => {
                 let ticket = Ticket {

@@ -9,11 +9,13 @@
 //! read, starts lingering, or marks it to close. (The fan-out lists its subscribers for a
 //! write itself when it publishes: that is its own round, not a handler's verdict.) The parts live beside this file:
 //! `accept.rs`, `http.rs` (requests and held responses), `ws.rs` (sessions and commands),
-//! `writes.rs` (the write pass, lingering) and `timers.rs` (deadlines, the simulator,
-//! shutdown).
+//! `events.rs` (event streams), `streams.rs` (what both kinds of stream share), `writes.rs`
+//! (the write pass, lingering) and `timers.rs` (deadlines, the simulator, shutdown).
 
 mod accept;
+mod events;
 mod http;
+mod streams;
 mod timers;
 mod writes;
 mod ws;
@@ -27,7 +29,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::config::Config;
-use crate::conn::{Conn, Phase};
+use crate::conn::{Conn, Phase, Proto};
 use crate::error::Error;
 use crate::fanout::Fanout;
 use crate::http::Limits;
@@ -306,8 +308,11 @@ impl Server {
         match conn.phase {
             Phase::Draining | Phase::Closing => Next::Idle,
             Phase::Lingering => self.read_lingering(key),
-            Phase::Open if conn.is_websocket() => self.read_ws(key),
-            Phase::Open => self.read_http(key),
+            Phase::Open => match conn.proto {
+                Proto::Http(_) => self.read_http(key),
+                Proto::WebSocket(_) => self.read_ws(key),
+                Proto::Events(_) => self.read_events(key),
+            },
         }
     }
 
@@ -346,7 +351,7 @@ impl Server {
         let conn = &mut self.conns[key];
         if conn.phase == Phase::Lingering {
             // Its side is shut down: nothing more goes out.
-        } else if conn.is_websocket() {
+        } else if conn.is_stream() {
             self.fanout.list(key);
         } else if !std::mem::replace(&mut conn.listed, true) {
             self.to_write.push(key);
@@ -362,6 +367,9 @@ impl Server {
             if conn.is_websocket() {
                 self.log
                     .info(format_args!("{} websocket closed #{key}", conn.peer));
+            } else if conn.is_stream() {
+                self.log
+                    .info(format_args!("{} event stream closed #{key}", conn.peer));
             } else {
                 self.log
                     .debug(format_args!("{} disconnected (#{key})", conn.peer));

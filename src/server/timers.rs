@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{Next, Server};
 use crate::config::Config;
-use crate::conn::{Deadline, Phase};
+use crate::conn::{Deadline, Phase, Proto};
 use crate::state::Op;
 
 /// When the loop must wake up for something other than a socket.
@@ -123,6 +123,17 @@ impl Server {
             Deadline::Request => self.request_timed_out(key),
             Deadline::Ping if conn.phase != Phase::Open => Next::Close,
             Deadline::Ping => {
+                if let Proto::Events(events) = &mut conn.proto {
+                    if events.keep_alive(&mut conn.out) {
+                        conn.deadline = Some((self.now + ping_every, Deadline::Ping));
+                        return Next::Flush;
+                    }
+                    self.log.info(format_args!(
+                        "{} event stream #{key} has not read for a whole keep-alive interval; closing",
+                        conn.peer
+                    ));
+                    return self.drain_stream(key);
+                }
                 let Some((session, mut wire)) = conn.ws() else {
                     return Next::Close;
                 };
@@ -137,7 +148,7 @@ impl Server {
                     conn.peer
                 ));
                 self.close_ws(key, 1001, "ping timeout");
-                self.drain_ws(key)
+                self.drain_stream(key)
             }
         }
     }
@@ -201,7 +212,7 @@ impl Server {
     /// nothing it did not hear about is counted as acknowledged).
     fn shut_down(&mut self, key: usize) -> Next {
         let conn = &mut self.conns[key];
-        if conn.phase != Phase::Open || conn.is_websocket() {
+        if conn.phase != Phase::Open || conn.is_stream() {
             return Next::Idle;
         }
         let out_empty = conn.out.is_empty();
@@ -228,12 +239,12 @@ impl Server {
         let keys: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.is_websocket() && c.phase == Phase::Open)
+            .filter(|(_, c)| c.is_stream() && c.phase == Phase::Open)
             .map(|(k, _)| k)
             .collect();
         for key in keys {
-            self.close_ws(key, 1001, "server shutting down");
-            self.act(key, Next::Flush);
+            let next = self.end_stream(key, 1001, "server shutting down");
+            self.act(key, next);
         }
     }
 }

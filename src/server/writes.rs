@@ -55,8 +55,8 @@ impl Server {
         if matches!(conn.phase, Phase::Lingering | Phase::Closing) {
             return Next::Idle;
         }
-        if let (Some(feed), Some((session, mut wire))) = (self.fanout.feed_of(key), conn.ws()) {
-            feed.hand_to(session, &mut wire, true);
+        if let Some(feed) = self.fanout.feed_of(key) {
+            conn.take_from(feed, true);
         }
         match conn.flush() {
             Ok(Flushed::Blocked) => Next::Idle,

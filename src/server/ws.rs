@@ -1,31 +1,17 @@
 //! WebSocket connections: the upgrade, reading messages and commands, moving a
 //! subscription, and how the fan-out reaches a session.
 
-use slab::Slab;
 use tungstenite::Message;
 
 use super::{Next, Server};
-use crate::conn::{Conn, Deadline, Phase, Proto};
-use crate::fanout::{Feed, Sessions};
-use crate::message::{Command, error_message, parse_command, total_message};
+use crate::conn::{Deadline, Phase, Proto};
+use crate::message::{Command, error_message, parse_command};
 use crate::routes::Channel;
-use crate::state::CategoryId;
-use crate::ws::frame::text_frame;
 use crate::ws::{Incoming, WsSession};
-
-use super::writes::LINGER;
 
 /// Most messages of one WebSocket handled per loop turn, so that a client that never stops
 /// sending cannot starve the others.
 const MESSAGES_PER_TURN: usize = 64;
-
-impl Sessions for Slab<Conn> {
-    fn hand_out(&mut self, key: usize, feed: &Feed) {
-        if let Some((session, mut wire)) = self.get_mut(key).and_then(Conn::ws) {
-            feed.hand_to(session, &mut wire, false);
-        }
-    }
-}
 
 impl Server {
     /// Queues `101 Switching Protocols`, turns the connection into a WebSocket on `channel`
@@ -97,7 +83,7 @@ impl Server {
                             conn.peer, closed.reason
                         ));
                     }
-                    return self.drain_ws(key);
+                    return self.drain_stream(key);
                 }
             };
             if !matches!(incoming, Incoming::Blocked | Incoming::Full) {
@@ -164,26 +150,6 @@ impl Server {
         }
     }
 
-    /// Moves `key`'s subscription to `category` (or to nothing) and queues that category's
-    /// current totals. Totals published to its old category before the move are queued
-    /// first (unless the session is conflating: conflated totals of the old category are
-    /// dropped).
-    fn subscribe(&mut self, key: usize, category: Option<CategoryId>) {
-        self.take_feed(key);
-        self.fanout.subscribe(key, category);
-        let Some((session, mut wire)) = self.conns[key].ws() else {
-            return;
-        };
-        session.clear_conflated();
-        if let Some(cat) = category {
-            self.fanout.feed(cat).follow(session);
-            for p in self.backend.catalog().products(cat) {
-                let frame = text_frame(&total_message(&p.id, p.total));
-                session.push_total(&mut wire, &frame, &p.id, p.total);
-            }
-        }
-    }
-
     /// Starts the closing handshake of `key` with `code`, after every total already
     /// published to it.
     pub(super) fn close_ws(&mut self, key: usize, code: u16, reason: &str) {
@@ -191,27 +157,5 @@ impl Server {
         if let Some((session, mut wire)) = self.conns[key].ws() {
             session.close(&mut wire, code, reason);
         }
-    }
-
-    /// Queues for the session of `key` what its category's feed holds that it has not
-    /// taken yet, without writing to the socket: whatever is queued next goes after them.
-    pub(super) fn take_feed(&mut self, key: usize) {
-        let feed = self.fanout.feed_of(key);
-        if let (Some(feed), Some((session, mut wire))) = (feed, self.conns[key].ws()) {
-            feed.hand_to(session, &mut wire, false);
-        }
-    }
-
-    /// A session that is over (closed by either side, or failed): it takes no more totals,
-    /// writes what it has queued (a close frame last) within the linger time, and closes.
-    pub(super) fn drain_ws(&mut self, key: usize) -> Next {
-        self.fanout.unsubscribe(key);
-        let conn = &mut self.conns[key];
-        if conn.out.is_empty() {
-            return Next::Close;
-        }
-        conn.phase = Phase::Draining;
-        conn.deadline = Some((self.now + LINGER, Deadline::Idle));
-        Next::Flush
     }
 }

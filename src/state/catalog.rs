@@ -276,6 +276,11 @@ impl Catalog {
         self.find(id).is_some()
     }
 
+    /// The category of product `id`.
+    pub fn category_of(&self, id: &str) -> Option<CategoryId> {
+        self.find(id).map(|(cat, _)| cat)
+    }
+
     /// Finds the product with this id: its category and its index there.
     fn find(&self, id: &str) -> Option<(CategoryId, usize)> {
         self.categories.iter().enumerate().find_map(|(cat, c)| {

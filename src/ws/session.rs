@@ -10,7 +10,6 @@
 //! product (conflation) and queues those once its queue drains, so a slow client costs
 //! bounded memory and still converges.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -19,6 +18,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
+use crate::latest::Latest;
 use crate::message::total_message;
 use crate::outbox::{Flushed, Outbox, write_some};
 use crate::ws::frame::{close_frame, text_frame};
@@ -95,7 +95,7 @@ pub struct WsSession {
     /// Bytes the connection's queue may hold before totals are conflated.
     queue_bytes: usize,
     /// Latest total per product id, kept instead of frames while over the byte budget.
-    conflated: BTreeMap<String, u64>,
+    pub latest: Latest,
     /// How far into its category's feed the session has taken (a feed position).
     pub feed_pos: u64,
     /// An `/echo` session: messages are sent back instead of read as commands.
@@ -125,7 +125,7 @@ impl WsSession {
         WsSession {
             ctx,
             queue_bytes: queue_bytes.max(2),
-            conflated: BTreeMap::new(),
+            latest: Latest::default(),
             feed_pos: 0,
             echo: false,
             heard_from: true,
@@ -135,7 +135,7 @@ impl WsSession {
 
     /// True while the session is over budget and only keeps latest totals.
     pub fn is_conflating(&self) -> bool {
-        !self.conflated.is_empty()
+        !self.latest.is_empty()
     }
 
     /// True when totals may be queued as frames: not conflating, and not closing (after a
@@ -156,7 +156,7 @@ impl WsSession {
             return;
         }
         if self.is_conflating() || !self.has_room(wire, frame.len()) {
-            self.conflated.insert(id.to_string(), total);
+            self.latest.keep(id, total);
         } else {
             wire.out.push(frame);
         }
@@ -186,7 +186,7 @@ impl WsSession {
 
     /// Forgets conflated totals (the subscription moved to another category).
     pub fn clear_conflated(&mut self) {
-        self.conflated.clear();
+        self.latest.clear();
     }
 
     /// Writes everything queued; once the queue drains, conflated totals are queued and
@@ -204,23 +204,12 @@ impl WsSession {
 
     /// Queues as many conflated totals as fit the budget; false when none was queued.
     fn refill<S>(&mut self, wire: &mut Wire<S>) -> bool {
-        let mut queued = false;
-        while let Some((id, total)) = self.conflated.pop_first() {
-            let frame = text_frame(&total_message(&id, total));
-            if !self.ctx.can_write() {
-                self.conflated.clear();
-                break;
-            }
-            if !self.has_room(wire, frame.len()) {
-                self.conflated.insert(id, total);
-                // Not even one frame fits an empty queue (a budget below one update): stop
-                // rather than spin. Config refuses such budgets; this is the last guard.
-                break;
-            }
-            wire.out.push(&frame);
-            queued = true;
+        if !self.ctx.can_write() {
+            self.latest.clear();
+            return false;
         }
-        queued
+        let frame = |id: &str, total| text_frame(&total_message(id, total));
+        self.latest.refill(wire.out, self.queue_bytes, frame)
     }
 
     /// Reads the next message. Pings are answered by tungstenite (the pong is queued).
@@ -253,7 +242,7 @@ impl WsSession {
     /// a close frame with `code` after everything queued before it, so it never lands
     /// inside a frame cut short. The connection should close once its queue is written.
     pub fn fail<S>(&mut self, wire: &mut Wire<S>, code: u16, reason: &str) {
-        self.conflated.clear();
+        self.latest.clear();
         wire.out.push(&close_frame(code, reason));
     }
 
@@ -264,7 +253,7 @@ impl WsSession {
             code: CloseCode::from(code),
             reason: reason.to_string().into(),
         };
-        self.conflated.clear();
+        self.latest.clear();
         let _ = self.ctx.close(wire, Some(frame));
     }
 }

@@ -268,3 +268,66 @@ pub fn next_close_code(ws: &mut Ws) -> Option<tungstenite::protocol::frame::codi
         }
     }
 }
+
+/// A client of an event stream (server-sent events), as `curl -N` or `EventSource`.
+pub struct Events {
+    client: Client,
+    pub head: Resp,
+}
+
+impl Events {
+    /// `GET path` with `Accept: text/event-stream` and the extra header lines `headers`
+    /// (each ending in `\r\n`). The head is read; the events follow.
+    pub fn open(addr: SocketAddr, path: &str, headers: &str) -> Events {
+        let mut client = Client::connect(addr);
+        client.send(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n{headers}\r\n"
+            )
+            .as_bytes(),
+        );
+        // The head has no length: the body is the stream.
+        let head = client.read_response_to(true);
+        Events { client, head }
+    }
+
+    /// The next block of lines (an event, a comment or a `retry:`); `None` when the
+    /// stream ends or the read times out first.
+    pub fn next_block(&mut self) -> Option<String> {
+        loop {
+            if let Some(end) = self.client.buf.windows(2).position(|w| w == b"\n\n") {
+                let block = String::from_utf8(self.client.buf[..end].to_vec()).unwrap();
+                self.client.buf.drain(..end + 2);
+                return Some(block);
+            }
+            if !self.client.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// The next event's data, parsed; comments and `retry:` are skipped.
+    pub fn next_json(&mut self) -> Value {
+        loop {
+            let block = self.next_block().expect("an event before the timeout");
+            if let Some(data) = block.strip_prefix("data: ") {
+                return serde_json::from_str(data).expect("JSON event");
+            }
+        }
+    }
+
+    /// The next event as `(id, total)`.
+    pub fn next_total(&mut self) -> (String, u64) {
+        let v = self.next_json();
+        (
+            v["id"].as_str().unwrap().to_string(),
+            v["total"].as_u64().unwrap(),
+        )
+    }
+
+    /// True when the server ends the stream before the timeout (what is left is read).
+    pub fn ends(&mut self) -> bool {
+        while self.client.fill() {}
+        self.client.is_closed_by_server()
+    }
+}

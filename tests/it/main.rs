@@ -1,9 +1,10 @@
 //! Integration tests: the real server on an ephemeral port, spoken to from the outside
-//! with raw TCP, a tungstenite client, and (in `ops`) the built binary.
+//! with raw TCP, a tungstenite client, an event-stream reader, and (in `ops`) the built binary.
 
 mod helpers;
 mod hostile;
 mod http;
 mod journal;
 mod ops;
+mod sse;
 mod ws;

@@ -176,6 +176,18 @@ fn sigterm_closes_websockets_with_1001_and_exits_0() {
 }
 
 #[test]
+fn sigterm_ends_event_streams_after_their_totals() {
+    let (child, addr) = spawn(&[]);
+    let mut events = Events::open(addr, "/orders/electronics", "");
+    events.next_total();
+    events.next_total();
+    order(addr, "A1", 10);
+    assert_eq!(terminate(child), 0);
+    assert_eq!(events.next_total(), ("A1".into(), 13));
+    assert!(events.ends());
+}
+
+#[test]
 fn the_simulator_pushes_through_the_same_fan_out() {
     let (child, addr) = spawn(&["--simulate=20"]);
     let mut el = ws_connect(addr, "/orders/electronics");
