@@ -49,6 +49,12 @@ pub struct Config {
     pub journal_compact_bytes: u64,
     /// This share (0 to 100) of API requests is answered 503 on purpose (`--fail-rate`).
     pub fail_rate_percent: u8,
+    /// Every API request waits a random time in this range before it is handled
+    /// (`--latency MS` or `MIN-MAX`).
+    pub latency: Option<(Duration, Duration)>,
+    /// Each WebSocket and event stream is ended at a random moment, with this mean lifetime
+    /// (`--ws-drop-ms`).
+    pub ws_drop_mean: Option<Duration>,
 }
 
 impl Default for Config {
@@ -73,6 +79,8 @@ impl Default for Config {
             journal: None,
             journal_compact_bytes: crate::state::journal::DEFAULT_COMPACT_BYTES,
             fail_rate_percent: 0,
+            latency: None,
+            ws_drop_mean: None,
         }
     }
 }
@@ -107,24 +115,34 @@ Options:
                             change is on disk [default: in memory only]
   --journal-compact-bytes N compact the journal into FILE.snapshot past N bytes
                             [default: 67108864]
-  --fail-rate PERCENT       answer that share of API requests with 503 on purpose (state
-                            unchanged; marked with X-Mock-Srv-Injected) [default: 0]
   --allow-origin ORIGIN     also accept requests from pages at ORIGIN
                             (e.g. http://my-app.test:8080); repeatable
+  --echo                    serve a WebSocket echo endpoint at /echo (for protocol
+                            conformance tests such as Autobahn)
+  -h, --help                print this help
+  -V, --version             print the version
+
+Misbehaving on purpose, to rehearse a frontend's error and reconnect handling (all off by
+default):
+  --fail-rate PERCENT       answer that share of API requests with 503 on purpose (state
+                            unchanged; marked with X-Mock-Srv-Injected) [default: 0]
+  --latency MS|MIN-MAX      hold every API request MS milliseconds (or a random time from
+                            MIN to MAX) before handling it, so spinners show
+  --ws-drop-ms MS           end each WebSocket (close 1012) and event stream at a random
+                            moment, MS milliseconds after it opened on average
+
+Limits:
   --max-head-bytes N        largest request head [default: 16384]
   --max-body-bytes N        largest request body [default: 65536]
   --request-timeout-ms N    time to receive a request head, then its body [default: 10000]
   --idle-timeout-ms N       close idle keep-alive connections after N ms [default: 60000]
   --max-ws-message-bytes N  largest WebSocket message from a client [default: 65536]
-  --ws-ping-ms N            ping WebSockets this often; close one silent for that long
+  --ws-ping-ms N            ping WebSockets (and send event streams a keep-alive) this
+                            often; close one silent (or not reading) for that long
                             [default: 30000]
   --ws-queue-bytes N        bytes queued per WebSocket before only the latest total of
                             each product is kept [default: 262144]
   --max-connections N       most connections at once [default: what the fd limit allows]
-  --echo                    serve a WebSocket echo endpoint at /echo (for protocol
-                            conformance tests such as Autobahn)
-  -h, --help                print this help
-  -V, --version             print the version
 
 Environment:
   PORT              port to listen on, when --port is not given
@@ -223,6 +241,13 @@ impl Command {
                             Error::Usage(format!("--fail-rate {percent} is not 0 to 100"))
                         })?;
                 }
+                Long("latency") => {
+                    let value = parser.value()?.string()?;
+                    config.latency = Some(latency_range(&value)?);
+                }
+                Long("ws-drop-ms") => {
+                    config.ws_drop_mean = Some(millis(&mut parser, "--ws-drop-ms")?)
+                }
                 Long("ws-ping-ms") => {
                     config.ws_ping_interval = millis(&mut parser, "--ws-ping-ms")?
                 }
@@ -269,6 +294,26 @@ fn positive(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, Error> {
 /// Reads `flag`'s value as a positive number of milliseconds.
 fn millis(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, Error> {
     Ok(Duration::from_millis(positive(parser, flag)? as u64))
+}
+
+/// `--latency`: `MS`, or `MIN-MAX` (milliseconds, MIN at most MAX, MAX above 0).
+fn latency_range(value: &str) -> Result<(Duration, Duration), Error> {
+    let ms = |s: &str| s.trim().parse::<u64>().ok();
+    let (min, max) = match value.split_once('-') {
+        Some((a, b)) => (ms(a), ms(b)),
+        None => (ms(value), ms(value)),
+    };
+    let (Some(min), Some(max)) = (min, max) else {
+        return Err(Error::Usage(format!(
+            "--latency {value:?} is not MS or MIN-MAX (milliseconds, like 300 or 100-800)"
+        )));
+    };
+    if max == 0 || min > max {
+        return Err(Error::Usage(format!(
+            "--latency {value}: needs MIN at most MAX, and MAX above 0"
+        )));
+    }
+    Ok((Duration::from_millis(min), Duration::from_millis(max)))
 }
 
 /// Whether `s` is an origin as browsers send it: `http://` or `https://`, a host, and an
@@ -374,6 +419,16 @@ mod tests {
                 "is not an origin",
             ),
             (&["--fail-rate", "101"], "--fail-rate 101 is not 0 to 100"),
+            (
+                &["--latency", "soon"],
+                "--latency \"soon\" is not MS or MIN-MAX",
+            ),
+            (
+                &["--latency", "500-100"],
+                "--latency 500-100: needs MIN at most MAX",
+            ),
+            (&["--latency", "0"], "MAX above 0"),
+            (&["--ws-drop-ms", "0"], "--ws-drop-ms must be above 0"),
         ] {
             let err = parse(args, None).unwrap_err().to_string();
             assert!(err.contains(said), "{args:?}: {err}");
@@ -387,6 +442,19 @@ mod tests {
             let c = config(&["--allow-origin", origin], None);
             assert_eq!(c.allow_origins, [origin]);
         }
+        let ms = Duration::from_millis;
+        assert_eq!(
+            config(&["--latency", "300"], None).latency,
+            Some((ms(300), ms(300)))
+        );
+        assert_eq!(
+            config(&["--latency=0-800"], None).latency,
+            Some((ms(0), ms(800)))
+        );
+        assert_eq!(
+            config(&["--ws-drop-ms", "250"], None).ws_drop_mean,
+            Some(ms(250))
+        );
         assert!(matches!(parse(&["--help"], None), Ok(Command::Help)));
         assert!(matches!(parse(&["-V"], None), Ok(Command::Version)));
     }

@@ -51,7 +51,7 @@ pub struct Http {
     pub parser: Parser,
     /// Bytes received and not yet parsed.
     pub inbuf: Vec<u8>,
-    /// A request waiting for its change to be applied. No further request is parsed
+    /// A request waiting for its change to be applied (or for its `--latency`). No further request is parsed
     /// meanwhile (and at most about two reads' worth is buffered), so a pipeline cannot grow
     /// memory; its response is queued when the result comes, after every response before it.
     pub held: Option<Held>,
@@ -61,11 +61,13 @@ pub struct Http {
     pub peer_eof: bool,
 }
 
-/// A request whose answer waits for the backend.
+/// A request whose answer waits.
 #[derive(Debug)]
-pub struct Held {
-    pub req: Box<Request>,
-    pub then: Then,
+pub enum Held {
+    /// `--latency`: handled once its time comes (the server's timers know when).
+    Delayed(Box<Request>),
+    /// Its change is with the backend; answered as `then` says when the result comes.
+    Applying { req: Box<Request>, then: Then },
 }
 
 /// What happens when the connection's deadline passes.
@@ -94,6 +96,8 @@ pub struct Conn {
     pub phase: Phase,
     pub proto: Proto,
     pub deadline: Option<(Instant, Deadline)>,
+    /// `--ws-drop-ms`: when this stream is ended on purpose.
+    pub drop_at: Option<Instant>,
     /// Listed in the server's HTTP write list (WebSockets are listed by the fan-out).
     pub listed: bool,
     /// Listed to be read again next turn.
@@ -111,6 +115,7 @@ impl Conn {
             phase: Phase::Open,
             proto: Proto::Http(Http::default()),
             deadline: Some((idle_until, Deadline::Idle)),
+            drop_at: None,
             listed: false,
             reread: false,
         }

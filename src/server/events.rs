@@ -26,6 +26,7 @@ impl Server {
         conn.out.push(RETRY);
         conn.proto = Proto::Events(EventStream::new(self.config.ws_queue_bytes));
         conn.deadline = Some((self.now + self.config.ws_ping_interval, Deadline::Ping));
+        conn.drop_at = self.timers.drop_at(self.now, self.config.ws_drop_mean);
         let name = self.backend.catalog().category_name(category);
         self.log.info(format_args!(
             "{} event stream open #{key} {name}",

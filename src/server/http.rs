@@ -177,9 +177,53 @@ impl Server {
         Next::Flush
     }
 
-    /// Routes one request: answers it, holds it for the backend, or hands back the
-    /// WebSocket upgrade to carry out.
+    /// Routes one request: answers it, holds it for the backend (or for `--latency`), or
+    /// hands back the stream to start.
     fn dispatch(&mut self, key: usize, req: Box<Request>) -> Dispatched {
+        if let Some((min, max)) = self.config.latency
+            && routes::is_api(&req, self.backend.catalog())
+        {
+            let conn = &mut self.conns[key];
+            let until = self.timers.delay(self.now, min, max, key, conn.id);
+            // Idle from the moment it is answered, not from now.
+            conn.deadline = Some((until + self.config.idle_timeout, Deadline::Idle));
+            let http = conn.http().expect("requests come from HTTP connections");
+            http.held = Some(Held::Delayed(req));
+            return Dispatched::Held;
+        }
+        self.route(key, req)
+    }
+
+    /// Handles a request whose `--latency` has passed, then what its connection sent
+    /// after it. A connection that has closed (or whose slab key now holds another one)
+    /// is skipped.
+    pub(super) fn delay_passed(&mut self, key: usize, conn_id: u64) -> Next {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Next::Idle;
+        };
+        if conn.id != conn_id || conn.phase == Phase::Closing {
+            return Next::Idle;
+        }
+        let Some(http) = conn.http() else {
+            return Next::Idle;
+        };
+        let Some(Held::Delayed(req)) = http.held.take() else {
+            return Next::Idle;
+        };
+        match self.route(key, req) {
+            Dispatched::Answered => Next::Reread,
+            Dispatched::Held => Next::Idle,
+            Dispatched::Events(category, head) => self.start_events(key, category, &head),
+            Dispatched::Upgrade(channel, accept_key) => {
+                let http = self.conns[key].http().expect("still HTTP");
+                let leftover = std::mem::take(&mut http.inbuf);
+                self.start_websocket(key, channel, &accept_key, leftover)
+            }
+        }
+    }
+
+    /// Routes one request now: see [`Server::dispatch`].
+    fn route(&mut self, key: usize, req: Box<Request>) -> Dispatched {
         let outcome = if self.fails_on_purpose(&req) {
             let percent = self.config.fail_rate_percent;
             Outcome::Respond(routes::injected_failure(&req, &self.app, percent))
@@ -213,7 +257,7 @@ impl Server {
                 };
                 self.backend.submit(Some(ticket), op);
                 let http = conn.http().expect("requests come from HTTP connections");
-                http.held = Some(Held { req, then });
+                http.held = Some(Held::Applying { req, then });
                 Dispatched::Held
             }
         }
@@ -240,7 +284,7 @@ impl Server {
         let Proto::Http(http) = &mut conn.proto else {
             return Next::Idle;
         };
-        let Some(Held { req, then }) = http.held.take() else {
+        let Some(Held::Applying { req, then }) = http.held.take() else {
             return Next::Idle;
         };
         // Requests pipelined behind it wait in the buffer (and, when it is full, the

@@ -1,6 +1,8 @@
 //! Time: connection deadlines (a sweep over the connections, without a syscall), the accept
 //! back-off, the simulator, and the graceful shutdown.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use super::{Next, Server};
@@ -22,16 +24,20 @@ pub struct Timers {
     shutdown_at: Option<Instant>,
     /// Shutting down, and the WebSockets are still to be closed.
     websockets_to_close: bool,
-    /// The simulator's xorshift64 state.
+    /// `--latency`: requests held until their moment, as (moment, slab key, connection id).
+    delayed: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// The xorshift64 state of the simulator and of everything else done at random.
     rng: u64,
 }
 
 impl Timers {
     pub fn new(config: &Config, now: Instant) -> Timers {
+        // `--ws-drop-ms` is checked in the sweep: often enough to keep its mean.
         let shortest = config
             .request_timeout
             .min(config.idle_timeout)
-            .min(config.ws_ping_interval);
+            .min(config.ws_ping_interval)
+            .min(config.ws_drop_mean.unwrap_or(Duration::MAX));
         let sweep_every = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -44,6 +50,7 @@ impl Timers {
             fd_warning_until: None,
             shutdown_at: None,
             websockets_to_close: false,
+            delayed: BinaryHeap::new(),
             rng: seed | 1,
         }
     }
@@ -55,6 +62,7 @@ impl Timers {
             self.next_simulation,
             self.accept_paused_until,
             self.shutdown_at,
+            self.delayed.peek().map(|Reverse((at, ..))| *at),
         ]
         .into_iter()
         .flatten()
@@ -80,6 +88,45 @@ impl Timers {
         self.rng ^= self.rng << 17;
         self.rng
     }
+
+    /// A uniform random number in `0.0..1.0`.
+    fn unit(&mut self) -> f64 {
+        (self.next_random() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Holds the request of connection `key` (`conn_id`) for a random time from `min` to
+    /// `max`, and returns until when; [`Timers::due_delayed`] hands it back then.
+    pub fn delay(
+        &mut self,
+        now: Instant,
+        min: Duration,
+        max: Duration,
+        key: usize,
+        conn_id: u64,
+    ) -> Instant {
+        let until = now + min + (max - min).mul_f64(self.unit());
+        self.delayed.push(Reverse((until, key, conn_id)));
+        until
+    }
+
+    /// The next held request whose time has come, as (slab key, connection id).
+    pub fn due_delayed(&mut self, now: Instant) -> Option<(usize, u64)> {
+        let Reverse((at, key, conn_id)) = *self.delayed.peek()?;
+        if at > now {
+            return None;
+        }
+        self.delayed.pop();
+        Some((key, conn_id))
+    }
+
+    /// `--ws-drop-ms`: when a stream opened now ends, at random with `mean` lifetime
+    /// (exponentially distributed, as if each moment had the same small chance).
+    pub fn drop_at(&mut self, now: Instant, mean: Option<Duration>) -> Option<Instant> {
+        let mean = mean?;
+        // 1 - unit() is in (0, 1]: its logarithm is finite.
+        let lifetime = mean.mul_f64(-(1.0 - self.unit()).ln());
+        Some(now + lifetime.min(mean * 20))
+    }
 }
 
 impl Server {
@@ -97,6 +144,10 @@ impl Server {
             self.timers.next_simulation = Some(now + period);
             self.simulate_order();
         }
+        while let Some((key, conn_id)) = self.timers.due_delayed(now) {
+            let next = self.delay_passed(key, conn_id);
+            self.act(key, next);
+        }
         if now < self.timers.next_sweep {
             return;
         }
@@ -110,6 +161,31 @@ impl Server {
         for (key, deadline) in expired {
             self.conns[key].deadline = None;
             let next = self.deadline_passed(key, deadline);
+            self.act(key, next);
+        }
+        if self.config.ws_drop_mean.is_some() {
+            self.drop_streams();
+        }
+    }
+
+    /// `--ws-drop-ms`: ends the streams whose moment has come, WebSockets with 1012
+    /// ("service restart"), as a server going away would.
+    fn drop_streams(&mut self) {
+        let now = self.now;
+        let due: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Open && c.drop_at.is_some_and(|at| now >= at))
+            .map(|(k, _)| k)
+            .collect();
+        for key in due {
+            let conn = &mut self.conns[key];
+            conn.drop_at = None;
+            self.log.info(format_args!(
+                "{} stream #{key} dropped on purpose (--ws-drop-ms)",
+                conn.peer
+            ));
+            let next = self.end_stream(key, 1012, "dropped on purpose (--ws-drop-ms)");
             self.act(key, next);
         }
     }

@@ -413,3 +413,20 @@ scenario("10. a refused field is named in words; switching category clears the f
   assert.equal(await page.textContent("#msg"), "");
   assert.equal(await page.getAttribute('#add [name="name"]', "aria-invalid"), null);
 });
+
+scenario("11. with --ws-drop-ms the app reconnects each time and its totals stay live", async ({ t, start, open }) => {
+  const server = await start(0, ["--ws-drop-ms", "300"]);
+  const p = await open(server);
+  const { page } = p;
+  await choose(page, "electronics", { A1: 3, A2: 7 });
+  // Several drops, each followed by a new socket.
+  for (let i = 0; i < 4; i++) await page.waitForEvent("websocket", { timeout: WAIT });
+  await postOrder(server, "A1", 10);
+  await waitOrders(page, "A1", 13);
+  await postOrder(server, "A2", 1);
+  await waitOrders(page, "A2", 8);
+  await waitStatus(page, "live");
+  assert.deepEqual(p.dialogs, []);
+  assert.equal(await page.textContent("#msg"), "");
+  t.diagnostic(`${p.sockets.length} WebSockets opened; the server dropped ${(server.log.match(/dropped on purpose/g) ?? []).length}`);
+});

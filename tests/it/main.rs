@@ -5,6 +5,7 @@ mod helpers;
 mod hostile;
 mod http;
 mod journal;
+mod misbehave;
 mod ops;
 mod sse;
 mod ws;

@@ -145,14 +145,3 @@ fn a_slow_reader_converges_to_the_latest_totals() {
     order(addr, "A2", 1);
     assert_eq!(slow.next_total(), ("A2".into(), 8));
 }
-
-#[test]
-fn fail_rate_never_fails_a_stream() {
-    let addr = start_with(mock_srv::Config {
-        fail_rate_percent: 100,
-        ..Default::default()
-    });
-    let mut events = Events::open(addr, STREAM, "");
-    assert_eq!(events.head.status, 200);
-    assert_eq!(events.next_total(), ("A1".into(), 3));
-}
