@@ -232,6 +232,15 @@ impl Conn {
         }
     }
 
+    /// Totals this stream skipped, keeping only the latest of each product (see `latest`).
+    pub fn conflated(&self) -> u64 {
+        match &self.proto {
+            Proto::Http(_) => 0,
+            Proto::WebSocket(session) => session.latest.conflated,
+            Proto::Events(events) => events.latest.conflated,
+        }
+    }
+
     /// True while a response waits for the backend.
     pub fn is_held(&self) -> bool {
         matches!(&self.proto, Proto::Http(http) if http.held.is_some())

@@ -26,6 +26,7 @@ pub mod http;
 pub mod latest;
 pub mod log;
 pub mod message;
+pub mod metrics;
 pub mod outbox;
 pub mod routes;
 pub mod server;

@@ -45,6 +45,8 @@ pub struct Fanout {
     round_due_in: Option<usize>,
     /// A feed that holds more than this (one subscriber's queue budget) is handed out.
     budget: usize,
+    /// Totals published, counted once per subscriber of their category.
+    deliveries: u64,
 }
 
 impl Fanout {
@@ -60,6 +62,7 @@ impl Fanout {
             listed: Vec::new(),
             round_due_in: None,
             budget,
+            deliveries: 0,
         }
     }
 
@@ -70,6 +73,7 @@ impl Fanout {
         if self.subs.of(cat).is_empty() {
             return;
         }
+        self.deliveries += self.subs.of(cat).len() as u64;
         let text = total_message(&update.id, update.total);
         let feed = &mut self.feeds[cat];
         feed.push(&text, update.id, update.total);
@@ -110,6 +114,11 @@ impl Fanout {
         if let Some(listed) = self.listed.get_mut(key) {
             *listed = false;
         }
+    }
+
+    /// Totals published so far, counted once per subscriber of their category.
+    pub fn deliveries(&self) -> u64 {
+        self.deliveries
     }
 
     /// The feed of a category.

@@ -16,6 +16,7 @@ use tungstenite::Bytes;
 use crate::error::HttpError;
 use crate::http::{Method, Request, Response};
 use crate::message::total_message;
+use crate::metrics::Route;
 use crate::state::{Applied, Backend, Catalog, CategoryId, Op, Refusal};
 use crate::static_files::StaticFiles;
 
@@ -46,6 +47,8 @@ pub enum Outcome {
         category: CategoryId,
         head: Response,
     },
+    /// Answer with the server's counters (`GET /metrics`).
+    Metrics,
 }
 
 /// What a request that changes the state is answered with once the change is applied.
@@ -129,6 +132,22 @@ pub fn is_api(req: &Request, catalog: &Catalog) -> bool {
     }
 }
 
+/// What a request was for, as `/metrics` counts it.
+pub fn route_of(req: &Request, catalog: &Catalog) -> Route {
+    let (parts, count) = segments(req.path());
+    match &parts[..count] {
+        ["orders", _] => Route::Orders,
+        ["categories"] => Route::Categories,
+        ["healthz"] => Route::Healthz,
+        ["metrics"] => Route::Metrics,
+        ["echo"] => Route::Echo,
+        [name] if catalog.category(name).is_some() => Route::Category,
+        // `/` and the app's files (a name with an extension).
+        [name] if name.is_empty() || name.contains('.') => Route::Files,
+        _ => Route::Other,
+    }
+}
+
 /// A 503 injected by `--fail-rate`: a JSON body, `Retry-After`, and a header that tells
 /// it from a real failure.
 pub fn injected_failure(req: &Request, app: &App, percent: u8) -> Response {
@@ -199,6 +218,10 @@ fn route(req: &Request, app: &App, backend: &dyn Backend) -> Result<Outcome, Htt
         },
         ["healthz"] => match method {
             Method::Get | Method::Head => health(backend).map(Outcome::Respond),
+            _ => Err(not_allowed(method, ALLOW_READ_ONLY)),
+        },
+        ["metrics"] => match method {
+            Method::Get | Method::Head => Ok(Outcome::Metrics),
             _ => Err(not_allowed(method, ALLOW_READ_ONLY)),
         },
         ["categories"] => match method {

@@ -5,10 +5,10 @@ use std::io::Read;
 
 use super::writes::LINGER;
 use super::{Next, Server};
-use crate::conn::{Conn, Deadline, Held, Phase, Proto};
+use crate::conn::{Deadline, Held, Phase, Proto};
 use crate::error::HttpError;
 use crate::http::{Method, Parsed, Request, Response};
-use crate::log::Log;
+use crate::metrics::Route;
 use crate::outbox::{interrupted, would_block};
 use crate::routes::{self, Channel, Outcome};
 use crate::state::{Applied, CategoryId, Refusal, Ticket};
@@ -33,25 +33,26 @@ enum Dispatched {
     Events(CategoryId, Response),
 }
 
-/// Queues `response` to `req` on `conn`, and logs it: the request line, and for a refusal
-/// an operator should see (a 403), why.
-fn send(log: &mut Log, conn: &mut Conn, req: &Request, response: &Response, keep_alive: bool) {
-    let method = req.method();
-    let bytes = response.body.len();
-    log.request(
-        &conn.peer,
-        method.as_str(),
-        &req.target,
-        response.status,
-        bytes,
-    );
-    if let Some(why) = &response.refused_because {
-        log.warn(format_args!("{} refused: {why}", conn.peer));
-    }
-    conn.respond(response, method == Method::Head, keep_alive);
-}
-
 impl Server {
+    /// Queues `response` to `req` on connection `key`, counts it, and logs it: the request
+    /// line, and for a refusal an operator should see (a 403), why.
+    fn send(&mut self, key: usize, req: &Request, response: &Response, keep_alive: bool) {
+        self.answered(key, req, response.status, response.body.len());
+        let conn = &mut self.conns[key];
+        if let Some(why) = &response.refused_because {
+            self.log.warn(format_args!("{} refused: {why}", conn.peer));
+        }
+        conn.respond(response, req.method() == Method::Head, keep_alive);
+    }
+
+    /// Counts and logs the answer to a request: its `status` and body `bytes`.
+    fn answered(&mut self, key: usize, req: &Request, status: u16, bytes: usize) {
+        let route = routes::route_of(req, self.backend.catalog());
+        self.counters.request(route, status);
+        let (peer, method) = (&self.conns[key].peer, req.method().as_str());
+        self.log.request(peer, method, &req.target, status, bytes);
+    }
+
     /// Answers the requests already buffered, then reads and answers more, at most
     /// `READS_PER_TURN` reads. Reading stops while the client does not read its responses
     /// (`paused`) and once the connection drains; while a request is held, what follows it
@@ -157,6 +158,7 @@ impl Server {
                 Err(err) => {
                     self.log
                         .info(format_args!("{} bad request: {err}", conn.peer));
+                    self.counters.request(Route::Other, err.status());
                     conn.respond(&Response::error(&err), false, false);
                     break;
                 }
@@ -231,26 +233,29 @@ impl Server {
             routes::handle(&req, &self.app, self.backend.as_ref())
         };
         let keep_alive = req.keep_alive && !self.timers.shutting_down();
-        let conn = &mut self.conns[key];
         match outcome {
             Outcome::Respond(r) => {
-                send(&mut self.log, conn, &req, &r, keep_alive);
+                self.send(key, &req, &r, keep_alive);
+                Dispatched::Answered
+            }
+            Outcome::Metrics => {
+                let r = self.metrics();
+                self.send(key, &req, &r, keep_alive);
                 Dispatched::Answered
             }
             Outcome::Upgrade {
                 channel,
                 accept_key,
             } => {
-                let target = &req.target;
-                self.log.request(&conn.peer, "GET", target, 101, 0);
+                self.answered(key, &req, 101, 0);
                 Dispatched::Upgrade(channel, accept_key)
             }
             Outcome::Events { category, head } => {
-                let target = &req.target;
-                self.log.request(&conn.peer, "GET", target, 200, 0);
+                self.answered(key, &req, 200, 0);
                 Dispatched::Events(category, head)
             }
             Outcome::Apply(op, then) => {
+                let conn = &mut self.conns[key];
                 let ticket = Ticket {
                     key,
                     conn_id: conn.id,
@@ -291,9 +296,8 @@ impl Server {
         // socket); the peer may have finished.
         let more = !http.inbuf.is_empty() || http.peer_eof;
         let response = routes::finish(&req, &self.app, self.backend.catalog(), then, result);
-        send(
-            &mut self.log,
-            conn,
+        self.send(
+            ticket.key,
             &req,
             &response,
             req.keep_alive && !shutting_down,
@@ -312,6 +316,7 @@ impl Server {
             ),
         );
         self.log.info(format_args!("{} {err}", conn.peer));
+        self.counters.request(Route::Other, err.status());
         conn.respond(&Response::error(&err), false, false);
         // A peer that does not read its 408 either is not waited for long.
         conn.deadline = Some((self.now + LINGER, Deadline::Idle));

@@ -32,8 +32,9 @@ use crate::config::Config;
 use crate::conn::{Conn, Phase, Proto};
 use crate::error::Error;
 use crate::fanout::Fanout;
-use crate::http::Limits;
+use crate::http::{Limits, Response};
 use crate::log::Log;
+use crate::metrics::{Counters, Gauges};
 use crate::outbox::interrupted;
 use crate::routes::{Access, App};
 use crate::state::catalog::DEFAULT_DATA;
@@ -89,6 +90,8 @@ pub struct Server {
     updates: Vec<Update>,
     scratch: Vec<u8>,
     log: Log,
+    /// What `/metrics` reports besides what the connections say when scraped.
+    counters: Counters,
     timers: timers::Timers,
     signals: Option<Signals>,
     now: Instant,
@@ -177,6 +180,7 @@ impl Server {
             updates: Vec::new(),
             scratch: vec![0; http::READ_CHUNK_BYTES],
             log,
+            counters: Counters::default(),
             timers: timers::Timers::new(&config, now),
             signals: None,
             now,
@@ -287,10 +291,12 @@ impl Server {
         self.backend.drain(&mut self.done, &mut self.updates);
         let mut done = std::mem::take(&mut self.done);
         for (ticket, result) in done.drain(..) {
+            self.counters.change(&result);
             let next = self.answer_held(ticket, result);
             self.act(ticket.key, next);
         }
         self.done = done;
+        self.counters.totals_changed += self.updates.len() as u64;
         for update in self.updates.drain(..) {
             self.fanout.publish(update, &mut self.conns);
         }
@@ -364,6 +370,7 @@ impl Server {
         for key in std::mem::take(&mut self.to_close) {
             let mut conn = self.conns.remove(key);
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.counters.conflated_closed += conn.conflated();
             if conn.is_websocket() {
                 self.log
                     .info(format_args!("{} websocket closed #{key}", conn.peer));
@@ -375,6 +382,42 @@ impl Server {
                     .debug(format_args!("{} disconnected (#{key})", conn.peer));
             }
         }
+    }
+}
+
+impl Server {
+    /// `GET /metrics`: the counters, and what the connections say now.
+    fn metrics(&self) -> Response {
+        let mut now = Gauges {
+            deliveries: self.fanout.deliveries(),
+            conflated: self.counters.conflated_closed,
+            ..Gauges::default()
+        };
+        for (key, conn) in &self.conns {
+            now.bytes_queued += conn.out.len() as u64;
+            now.conflated += conn.conflated();
+            let subscribed = u64::from(self.fanout.feed_of(key).is_some());
+            match conn.proto {
+                Proto::Http(_) => now.http_connections += 1,
+                Proto::WebSocket(_) => {
+                    now.websockets += 1;
+                    now.websocket_subscribers += subscribed;
+                }
+                Proto::Events(_) => {
+                    now.event_streams += 1;
+                    now.event_stream_subscribers += subscribed;
+                }
+            }
+        }
+        let text = self.counters.render(&now);
+        Response {
+            status: 200,
+            content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
+            headers: Vec::new(),
+            body: text.into(),
+            refused_because: None,
+        }
+        .header("Cache-Control", "no-store")
     }
 }
 

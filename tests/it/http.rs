@@ -602,3 +602,74 @@ fn past_the_connection_cap_new_clients_get_503() {
         200
     );
 }
+
+/// `GET /metrics`: Prometheus text with what was asked, applied and sent.
+#[test]
+fn metrics_count_requests_changes_connections_and_deliveries() {
+    let addr = start();
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    let mut events = Events::open(addr, "/orders/electronics", "");
+    events.next_total();
+    order(addr, "A1", 2);
+    order(addr, "A1", 3);
+    assert_eq!(
+        post_json(addr, "/orders/A1", r#"{"amount":-100}"#).status,
+        400
+    );
+    assert_eq!(get(addr, "/nope").status, 404);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 5));
+    assert_eq!(next_total(&mut ws), ("A1".into(), 8));
+
+    let r = get(addr, "/metrics");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let sample = |line: &str| -> u64 {
+        let found = r
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(line)?.strip_prefix(' '));
+        found
+            .unwrap_or_else(|| panic!("{line} not in:\n{}", r.body))
+            .parse()
+            .unwrap()
+    };
+    // Two orders and the event stream.
+    assert_eq!(
+        sample(r#"mock_srv_requests_total{route="orders",status="200"}"#),
+        3
+    );
+    // The refusal of -100 is the catalog's (it would take the total below 0): a change refused.
+    assert_eq!(
+        sample(r#"mock_srv_requests_total{route="orders",status="400"}"#),
+        1
+    );
+    assert_eq!(
+        sample(r#"mock_srv_requests_total{route="orders",status="101"}"#),
+        1
+    );
+    assert_eq!(
+        sample(r#"mock_srv_requests_total{route="other",status="404"}"#),
+        1
+    );
+    assert_eq!(
+        sample(r#"mock_srv_changes_total{result="order_applied"}"#),
+        2
+    );
+    assert_eq!(sample(r#"mock_srv_changes_total{result="refused"}"#), 1);
+    assert_eq!(sample(r#"mock_srv_subscribers{protocol="websocket"}"#), 1);
+    assert_eq!(sample(r#"mock_srv_subscribers{protocol="sse"}"#), 1);
+    assert_eq!(sample(r#"mock_srv_connections{protocol="sse"}"#), 1);
+    // Two totals, each to two subscribers.
+    assert_eq!(sample("mock_srv_deliveries_total"), 4);
+    // Every line is a comment or `name{labels} value`.
+    for line in r.body.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(name.starts_with("mock_srv_"), "{line}");
+        value.parse::<u64>().unwrap();
+    }
+}
