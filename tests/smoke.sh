@@ -101,6 +101,34 @@ expect_contains "nc raw GET /confectionery lists the Chocolate Bar" "$raw" '"nam
 page=$(curl -sS "$base/")
 expect_contains "curl GET / serves the web app" "$page" '<select id="category">'
 
+# 7. The README's commands (Start's order and "Try it by hand"), verbatim but for the port:
+# each must succeed and print something that is not an error. The streaming ones (websocat,
+# curl -N) run until a 2 s timeout cuts them off, and must have printed totals by then.
+readme_commands() {
+  awk '/^Open http:\/\/localhost:3000/ {start = 1}
+       /^## Try it by hand/ {try = 1}
+       /^```sh/ && (start == 1 || try == 1) {inside = 1; next}
+       /^```/ && inside {inside = 0; if (try == 1) exit; start = 2; next}
+       inside && !/^#/' README.md |
+    sed -e ':a' -e '/\\$/N; s/\\\n//; ta' |
+    sed -e "s/localhost:3000/127.0.0.1:$port/g" -e "s/nc localhost 3000/nc 127.0.0.1 $port/"
+}
+commands=0
+while IFS= read -r cmd; do
+  commands=$((commands + 1))
+  code=0
+  out=$(timeout 2 bash -c "$cmd" < <(tail -f /dev/null) 2>&1) || code=$?
+  streaming=0
+  [[ $cmd == websocat* || $cmd == *"curl -N"* ]] && streaming=1
+  if [[ $streaming == 1 && $code == 124 && $out == *'"total":'* ]] ||
+     [[ $streaming == 0 && $code == 0 && -n $out && $out != *'"statusCode":'* ]]; then
+    ok "README: $cmd"
+  else
+    not_ok "README: $cmd" "exit $code: $out"
+  fi
+done < <(readme_commands)
+[[ $commands -ge 9 ]] || not_ok "the README's commands were found" "only $commands"
+
 # 7. SIGTERM: the subscriber is closed and the server exits 0.
 kill -TERM "$server_pid"
 code=0
