@@ -13,6 +13,8 @@ use crate::error::Error;
 pub struct Config {
     /// Address to bind (`--host`).
     pub host: String,
+    /// Share the port with other processes (SO_REUSEPORT, `--reuse-port`).
+    pub reuse_port: bool,
     /// Port to bind; 0 picks a free one (`--port`, `PORT`).
     pub port: u16,
     /// Serve the web app from this folder instead of the built-in copy (`--static`).
@@ -61,6 +63,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             host: "127.0.0.1".into(),
+            reuse_port: false,
             port: 3000,
             static_dir: None,
             data_file: None,
@@ -105,6 +108,8 @@ Usage: mock-srv [OPTIONS]
 Options:
   --host ADDR               address to listen on [default: 127.0.0.1]
   --port PORT               port to listen on; 0 picks a free one [default: 3000, or $PORT]
+  --reuse-port              share the port with other mock-srv processes (SO_REUSEPORT):
+                            the kernel spreads new connections between them
   --static DIR              serve the web app from DIR instead of the built-in copy
   --data FILE               load categories, products and totals from a JSON file
                             (same shape as data/products.json)
@@ -174,6 +179,7 @@ impl Command {
                     })?;
                     port = Some(p);
                 }
+                Long("reuse-port") => config.reuse_port = true,
                 Long("static") => config.static_dir = Some(parser.value()?.into()),
                 Long("data") => config.data_file = Some(parser.value()?.into()),
                 Long("journal") => config.journal = Some(parser.value()?.into()),

@@ -1,11 +1,14 @@
-//! Accepting connections: the connection cap (503), and the pause when the process is out
-//! of file descriptors, so that EMFILE never makes the loop spin.
+//! Accepting connections: the listener (its backlog, SO_REUSEPORT), the connection cap
+//! (503), and the pause when the process is out of file descriptors, so that EMFILE never
+//! makes the loop spin.
 
-use std::io::Write;
+use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use mio::net::TcpStream;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::Server;
 use crate::conn::Conn;
@@ -86,6 +89,26 @@ fn refuse_busy(stream: &mut TcpStream) {
         .header("Retry-After", "1")
         .write_to(&mut out, false, false);
     let _ = stream.write(&out);
+}
+
+/// Connection attempts the kernel queues while the loop is busy: enough for 2,000 clients
+/// connecting at once (mio's default of 128 drops attempts past it).
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// A non-blocking listener on `addr` with a backlog of [`LISTEN_BACKLOG`]. With
+/// `reuse_port` (SO_REUSEPORT), several processes listen on one port and the kernel spreads
+/// new connections between them.
+pub fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // A restart may bind while the last run's connections are in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// Raises the soft limit on open files to the hard limit; returns the limit in force.

@@ -139,7 +139,7 @@ impl Server {
         });
 
         let poll = Poll::new().map_err(|e| Error::io("cannot create the poll", e))?;
-        let mut listener = TcpListener::bind(addr)
+        let mut listener = accept::listen(addr, config.reuse_port)
             .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
         let local_addr = listener
             .local_addr()

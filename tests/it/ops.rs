@@ -462,3 +462,40 @@ fn the_start_says_where_once_and_what_is_on() {
     );
     assert!(text.contains("simulating orders: every 60000 ms"), "{text}");
 }
+
+/// The listener queues 1,024 connection attempts (what `ss` shows as a listener's Send-Q),
+/// so that 2,000 clients connecting at once are not dropped at mio's default of 128.
+#[test]
+fn the_listener_queues_1024_connection_attempts() {
+    let (child, addr) = spawn(&[]);
+    let out = Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{}", addr.port())])
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let send_q: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(send_q, ["1024"], "{text}");
+    assert_eq!(terminate(child), 0);
+}
+
+/// `--reuse-port`: a second process listens on the same port, and serves it alone once the
+/// first is gone; without the flag the port is in use.
+#[test]
+fn reuse_port_lets_processes_share_a_port() {
+    let (first, addr) = spawn(&["--reuse-port"]);
+    let port = addr.port().to_string();
+    let (code, _, err) = run(&["--port", &port]);
+    assert_eq!(code, 1, "{err}");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--port", &port, "--reuse-port"]);
+    let (second, line) = start(cmd);
+    assert_eq!(listening_addr(&line), addr);
+    assert_eq!(terminate(first), 0);
+    for _ in 0..20 {
+        assert_eq!(get(addr, "/healthz").status, 200);
+    }
+    assert_eq!(terminate(second), 0);
+}
