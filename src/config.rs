@@ -45,6 +45,10 @@ pub struct Config {
     pub echo: bool,
     /// How long shutdown waits for WebSockets to finish closing.
     pub shutdown_grace: Duration,
+    /// Keep the state in Redis at this URL (`--redis`, `REDIS_URL`).
+    pub redis: Option<String>,
+    /// The prefix of every Redis key (`--redis-prefix`).
+    pub redis_prefix: String,
     /// Keep every change in this append-only file (`--journal`, `MOCK_SRV_JOURNAL`).
     pub journal: Option<PathBuf>,
     /// Compact the journal into a snapshot once it passes this size.
@@ -79,6 +83,8 @@ impl Default for Config {
             max_connections: None,
             shutdown_grace: Duration::from_millis(1500),
             echo: false,
+            redis: None,
+            redis_prefix: "ms:".into(),
             journal: None,
             journal_compact_bytes: crate::state::journal::DEFAULT_COMPACT_BYTES,
             fail_rate_percent: 0,
@@ -120,6 +126,10 @@ Options:
                             change is on disk [default: in memory only]
   --journal-compact-bytes N compact the journal into FILE.snapshot past N bytes
                             [default: 67108864]
+  --redis URL               keep the state in Redis (redis://HOST[:PORT][/DB]), shared by
+                            every mock-srv process started with the same URL and prefix
+                            [default: in this process; or $REDIS_URL]
+  --redis-prefix PREFIX     the prefix of every Redis key [default: ms:]
   --allow-origin ORIGIN     also accept requests from pages at ORIGIN
                             (e.g. http://my-app.test:8080); repeatable
   --echo                    serve a WebSocket echo endpoint at /echo (for protocol
@@ -152,6 +162,7 @@ Limits:
 Environment:
   PORT              port to listen on, when --port is not given
   MOCK_SRV_JOURNAL  the journal file, when --journal is not given
+  REDIS_URL         the Redis URL, when --redis is not given
   RUST_LOG          log level: error, warn, info (default), debug or trace
 ";
 
@@ -183,6 +194,8 @@ impl Command {
                 Long("static") => config.static_dir = Some(parser.value()?.into()),
                 Long("data") => config.data_file = Some(parser.value()?.into()),
                 Long("journal") => config.journal = Some(parser.value()?.into()),
+                Long("redis") => config.redis = Some(parser.value()?.string()?),
+                Long("redis-prefix") => config.redis_prefix = parser.value()?.string()?,
                 Long("journal-compact-bytes") => {
                     config.journal_compact_bytes =
                         positive(&mut parser, "--journal-compact-bytes")? as u64
@@ -263,6 +276,9 @@ impl Command {
                 _ => return Err(arg.unexpected().into()),
             }
         }
+        if config.redis.is_none() {
+            config.redis = env("REDIS_URL").filter(|v| !v.is_empty());
+        }
         if config.journal.is_none() {
             config.journal = env("MOCK_SRV_JOURNAL")
                 .filter(|v| !v.is_empty())
@@ -276,6 +292,11 @@ impl Command {
                 .map_err(|_| Error::Usage(format!("PORT={env:?} is not a port number")))?,
             (None, None) => config.port,
         };
+        if config.redis.is_some() && config.journal.is_some() {
+            return Err(Error::Usage(
+                "--redis and --journal are two places for the state; choose one (Redis's own appendonly keeps it on disk)".into(),
+            ));
+        }
         Ok(Command::Run(Box::new(config)))
     }
 }

@@ -38,6 +38,7 @@ use crate::metrics::{Counters, Gauges};
 use crate::outbox::interrupted;
 use crate::routes::{Access, App};
 use crate::state::catalog::DEFAULT_DATA;
+use crate::state::redis::{self, Redis};
 use crate::state::{Backend, Catalog, Done, Memory, Update};
 use crate::static_files::StaticFiles;
 
@@ -147,6 +148,10 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("cannot register the listener", e))?;
+        let mut backend = backend;
+        backend
+            .register(poll.registry())
+            .map_err(|e| Error::io("cannot register the backend's connections", e))?;
 
         let access = Access {
             loopback_hosts_only: addr.ip().is_loopback(),
@@ -245,9 +250,13 @@ impl Server {
             }
             let busy =
                 !self.to_write.is_empty() || !self.to_reread.is_empty() || !self.fanout.is_idle();
+            let next = match self.backend.wakeup() {
+                Some(at) => self.timers.next().min(at),
+                None => self.timers.next(),
+            };
             let timeout = match busy {
                 true => Duration::ZERO,
-                false => self.timers.next().saturating_duration_since(Instant::now()),
+                false => next.saturating_duration_since(Instant::now()),
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
@@ -259,6 +268,10 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept_all(),
                     SIGNALS => self.on_signal(),
+                    token @ (redis::COMMANDS | redis::SUBSCRIPTION) => {
+                        let writable = event.is_writable() || event.is_error();
+                        self.backend.ready(token, writable, self.now, &mut self.log);
+                    }
                     Token(key) => {
                         if event.is_writable() || event.is_write_closed() || event.is_error() {
                             self.act(key, Next::Flush);
@@ -278,6 +291,8 @@ impl Server {
                 }
             }
             self.run_timers();
+            let registry = self.poll.registry();
+            self.backend.tick(registry, self.now, &mut self.log);
         }
     }
 
@@ -429,6 +444,15 @@ fn open_backend(
     data_id: u32,
     log: &mut Log,
 ) -> Result<Box<dyn Backend>, Error> {
+    if let Some(url) = &config.redis {
+        let redis = Redis::connect(url, &config.redis_prefix, &catalog).map_err(Error::State)?;
+        let categories = redis.catalog().category_names().count();
+        log.info(format_args!(
+            "Redis at {url}: {categories} categories under the prefix {:?}",
+            config.redis_prefix
+        ));
+        return Ok(Box::new(redis));
+    }
     let Some(path) = &config.journal else {
         return Ok(Box::new(Memory::new(catalog)));
     };

@@ -347,11 +347,30 @@ impl Catalog {
         Some(self.categories[cat].products[i].total)
     }
 
-    /// Puts back a total that a change not made durable had changed (see `state::journal`).
+    /// Sets the total of product `id`: put back after a change that was not made durable
+    /// (see `state::journal`), or as the store that holds the state says it is (Redis).
     pub fn restore_total(&mut self, id: &str, total: u64) {
         if let Some((cat, i)) = self.find(id) {
             self.categories[cat].products[i].total = total;
         }
+    }
+
+    /// Adds a product whose id the store that holds the state chose (Redis), in id order.
+    /// False (and nothing changes) when the id is taken or does not fit the category.
+    pub fn insert_product(&mut self, cat: CategoryId, product: Product) -> bool {
+        let c = &mut self.categories[cat];
+        let Some(n) = id_number(&c.prefix, &product.id) else {
+            return false;
+        };
+        let Err(at) = c
+            .products
+            .binary_search_by_key(&Some(n), |p| id_number(&c.prefix, &p.id))
+        else {
+            return false;
+        };
+        c.products.insert(at, product);
+        c.refresh_listing();
+        true
     }
 
     /// Takes back the newest product of `cat`, added by a change not made durable.

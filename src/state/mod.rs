@@ -15,9 +15,14 @@ pub mod catalog;
 pub mod journal;
 pub mod memory;
 pub mod record;
+pub mod redis;
 
 pub use catalog::{Catalog, CategoryId, MAX_TOTAL, NewProduct, Product, Refusal};
 pub use memory::Memory;
+
+use std::time::Instant;
+
+use mio::{Registry, Token};
 
 use crate::log::Log;
 
@@ -90,4 +95,21 @@ pub trait Backend: std::fmt::Debug + Send {
 
     /// `Err` saying why while changes cannot be applied (`GET /healthz` answers 503).
     fn health(&self) -> Result<(), String>;
+
+    /// Puts the backend's own sockets on the loop's poll (Redis's links), with tokens of
+    /// its own (see `state::redis::COMMANDS`).
+    fn register(&mut self, _registry: &Registry) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// An event on one of the backend's tokens.
+    fn ready(&mut self, _token: Token, _writable: bool, _now: Instant, _log: &mut Log) {}
+
+    /// When the backend needs the loop next (a reconnect, a deadline), if ever.
+    fn wakeup(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Time-driven work (reconnecting, refusing what waited too long), once per turn.
+    fn tick(&mut self, _registry: &Registry, _now: Instant, _log: &mut Log) {}
 }

@@ -7,5 +7,6 @@ mod http;
 mod journal;
 mod misbehave;
 mod ops;
+mod redis;
 mod sse;
 mod ws;

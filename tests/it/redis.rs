@@ -1,0 +1,325 @@
+//! Several mock-srv processes on one real `redis-server` (Debian's; `.ci/run` installs it),
+//! each test with its own Redis on a free port and its own data folder.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+
+use crate::helpers::*;
+use crate::ops::{run, spawn, terminate};
+
+/// A `redis-server` of the test's own, stopped (and its folder removed) when dropped.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` on a free port in a new folder; `aof`: `appendonly yes` with
+    /// `appendfsync always` (nothing acknowledged is lost when it is killed).
+    pub fn start(aof: bool) -> RedisServer {
+        let dir = std::env::temp_dir().join(format!(
+            "mock-srv-redis-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::start_in(dir, free_port(), aof)
+    }
+
+    fn start_in(dir: PathBuf, port: u16, aof: bool) -> RedisServer {
+        let aof = if aof { "yes" } else { "no" };
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", aof, "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server)");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut said = Vec::new();
+        for line in out.lines() {
+            let line = line.unwrap();
+            if line.contains("Ready to accept connections") {
+                return RedisServer { child, port, dir };
+            }
+            said.push(line);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start:\n{}", said.join("\n"));
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts again on the same port and folder (with AOF: the same data).
+    pub fn restart(mut self, aof: bool) -> RedisServer {
+        self.kill();
+        let (dir, port) = (std::mem::take(&mut self.dir), self.port);
+        std::mem::forget(self);
+        RedisServer::start_in(dir, port, aof)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+/// `n` mock-srv processes on `redis`.
+fn processes(redis: &RedisServer, n: usize) -> Vec<(Child, SocketAddr)> {
+    let url = redis.url();
+    (0..n).map(|_| spawn(&["--redis", &url])).collect()
+}
+
+/// A mock-srv process on `redis` whose log lines arrive on the receiver.
+fn spawn_logged(redis: &RedisServer) -> (Child, SocketAddr, Receiver<String>) {
+    let mut child = Command::new(crate::ops::BIN)
+        .args(["--port", "0", "--redis", &redis.url()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let (tx, rx) = channel();
+    let err = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, crate::ops::listening_addr(&line), rx)
+}
+
+/// Waits (up to the timeout) for a log line containing `text`.
+fn wait_for_log(log: &Receiver<String>, text: &str) {
+    loop {
+        let line = log
+            .recv_timeout(TIMEOUT * 2)
+            .unwrap_or_else(|_| panic!("no log line with {text:?}"));
+        if line.contains(text) {
+            return;
+        }
+    }
+}
+
+fn stop(procs: Vec<(Child, SocketAddr)>) {
+    for (child, _) in procs {
+        assert_eq!(terminate(child), 0);
+    }
+}
+
+#[test]
+fn a_post_on_one_process_reaches_the_subscribers_of_all() {
+    let redis = RedisServer::start(false);
+    let procs = processes(&redis, 3);
+    let mut subs: Vec<Ws> = procs
+        .iter()
+        .map(|(_, addr)| ws_connect(*addr, "/orders/electronics"))
+        .collect();
+    let mut events = Events::open(procs[2].1, "/orders/electronics", "");
+    for ws in &mut subs {
+        assert_eq!(initial_totals(ws, 2), totals(&[("A1", 3), ("A2", 7)]));
+    }
+    events.next_total();
+    events.next_total();
+    order(procs[0].1, "A1", 10);
+    for ws in &mut subs {
+        assert_eq!(next_total(ws), ("A1".into(), 13));
+    }
+    assert_eq!(events.next_total(), ("A1".into(), 13));
+    // Every process reads the same total; the refusals are the script's.
+    for (_, addr) in &procs {
+        assert_eq!(get(*addr, "/orders/A1").body, r#"{"id":"A1","total":13}"#);
+    }
+    let r = post_json(procs[1].1, "/orders/A1", r#"{"amount":-14}"#);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("(13) to -1"));
+    order(procs[1].1, "A1", -13);
+    assert_eq!(next_total(&mut subs[0]), ("A1".into(), 0));
+    stop(procs);
+}
+
+/// Posters on every process at once: each subscriber sees totals that only grow, ending at
+/// the exact sum of the orders that got a 200; products added at once get distinct ids.
+#[test]
+fn concurrent_changes_on_every_process_add_up_exactly() {
+    let redis = RedisServer::start(false);
+    let procs = processes(&redis, 3);
+    let mut subs: Vec<Ws> = procs
+        .iter()
+        .map(|(_, addr)| ws_connect(*addr, "/orders/electronics"))
+        .collect();
+    for ws in &mut subs {
+        initial_totals(ws, 2);
+    }
+    let posters: Vec<_> = procs
+        .iter()
+        .map(|(_, addr)| {
+            let addr = *addr;
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let body = r#"{"amount":2}"#;
+                let post = format!(
+                    "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let mut acknowledged = 0;
+                for _ in 0..200 {
+                    if c.request(post.as_bytes()).status == 200 {
+                        acknowledged += 2;
+                    }
+                }
+                let product = post_json(
+                    addr,
+                    "/electronics",
+                    &format!(r#"{{"name":"Fan {}","rrp":"1.00","info":"i"}}"#, addr.port()),
+                );
+                assert_eq!(product.status, 201, "{}", product.body);
+                acknowledged
+            })
+        })
+        .collect();
+    let sum: u64 = posters.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(sum, 1200, "every order acknowledged");
+    for ws in &mut subs {
+        let mut last = 3;
+        let mut new_ids = Vec::new();
+        while last < 3 + sum || new_ids.len() < 3 {
+            let (id, total) = next_total(ws);
+            if id == "A1" {
+                assert!(total > last, "A1 went from {last} to {total}");
+                last = total;
+            } else if id != "A2" {
+                assert_eq!(total, 0);
+                new_ids.push(id);
+            }
+        }
+        assert_eq!(last, 3 + sum);
+        new_ids.sort();
+        assert_eq!(new_ids, ["A3", "A4", "A5"]);
+    }
+    for (_, addr) in &procs {
+        let listing = get(*addr, "/electronics").json();
+        assert_eq!(listing.as_array().unwrap().len(), 5, "{listing}");
+    }
+    stop(procs);
+}
+
+#[test]
+fn redis_unreachable_at_start_is_a_clear_error() {
+    let port = free_port().to_string();
+    let (code, _, err) = run(&[
+        "--port",
+        "0",
+        "--redis",
+        &format!("redis://127.0.0.1:{port}"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot reach Redis at 127.0.0.1:"), "{err}");
+    let (code, _, err) = run(&["--redis", "http://x"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not redis://HOST[:PORT][/DB]"), "{err}");
+}
+
+/// Redis killed while orders arrive: 503 while it is down, nothing acknowledged lost once
+/// it is back (AOF), and subscribers converge on its totals without reconnecting.
+#[test]
+fn redis_lost_and_back_loses_nothing_acknowledged() {
+    let mut redis = RedisServer::start(true);
+    let (poster, poster_addr, poster_log) = spawn_logged(&redis);
+    let procs = vec![(poster, poster_addr), spawn(&["--redis", &redis.url()])];
+    let mut ws = ws_connect(procs[1].1, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    order(procs[0].1, "A1", 10);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 13));
+    redis.kill();
+    let r = post_json(procs[0].1, "/orders/A1", r#"{"amount":1}"#);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.json()["message"].as_str().unwrap().contains("Redis"));
+    assert_eq!(get(procs[0].1, "/healthz").status, 503);
+    wait_for_log(&poster_log, "Redis command link down");
+    let redis = redis.restart(true);
+    // Back: the order is taken again and reaches the subscriber of the other process on the
+    // same WebSocket, after the total acknowledged before the crash.
+    wait_for_log(&poster_log, "Redis command link back");
+    order(procs[0].1, "A1", 5);
+    loop {
+        let (id, total) = next_total(&mut ws);
+        if id == "A1" && total == 18 {
+            break;
+        }
+        assert!(total <= 18, "{id} {total}");
+    }
+    drop(redis);
+    stop(procs);
+}
+
+/// Redis restarted empty: the processes seed it again (a new epoch) and every subscriber
+/// gets the fresh totals, without reconnecting.
+#[test]
+fn redis_restarted_empty_starts_a_new_epoch() {
+    let redis = RedisServer::start(false);
+    let procs = processes(&redis, 2);
+    let mut subs: Vec<Ws> = procs
+        .iter()
+        .map(|(_, addr)| ws_connect(*addr, "/orders/electronics"))
+        .collect();
+    for ws in &mut subs {
+        initial_totals(ws, 2);
+    }
+    order(procs[0].1, "A1", 10);
+    for ws in &mut subs {
+        assert_eq!(next_total(ws), ("A1".into(), 13));
+    }
+    let redis = redis.restart(false);
+    for ws in &mut subs {
+        assert_eq!(next_total(ws), ("A1".into(), 3), "the data's total again");
+    }
+    order(procs[1].1, "A2", 1);
+    for ws in &mut subs {
+        assert_eq!(next_total(ws), ("A2".into(), 8));
+    }
+    drop(redis);
+    stop(procs);
+}
+
+/// One process killed: the others, and their subscribers, carry on.
+#[test]
+fn one_process_killed_leaves_the_others_serving() {
+    let redis = RedisServer::start(false);
+    let mut procs = processes(&redis, 3);
+    let mut ws = ws_connect(procs[2].1, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    let (mut killed, _) = procs.remove(0);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    order(procs[0].1, "A2", 3);
+    assert_eq!(next_total(&mut ws), ("A2".into(), 10));
+    stop(procs);
+}
