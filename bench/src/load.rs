@@ -193,6 +193,13 @@ impl Load {
         Ok(())
     }
 
+    /// Points what is opened from now on (subscribers, HTTP clients) at another server,
+    /// for a load spread over several processes.
+    pub fn aim(&mut self, server: SocketAddr) {
+        self.server = server;
+        self.host = server.to_string();
+    }
+
     /// Subscribers opened, whether or not they are ready yet.
     pub fn subscribers(&self) -> usize {
         self.subscribers_opened

@@ -8,6 +8,7 @@
 mod journal;
 mod load;
 mod procs;
+mod redis;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -24,7 +25,8 @@ Usage: mock-srv-bench [--quick] [--only PART] [--seconds S] [--rounds N] [--idle
                       [--mock-srv PATH] [--yardstick PATH]
 
   --quick            a short run with small counts that proves the bench works
-  --only PART        one part: requests, fanout, paced, idle or journal (default: all)
+  --only PART        one part: requests, fanout, paced, idle, journal or redis
+                     (default: all)
   --seconds S        how long each request-throughput figure is measured (default 3)
   --rounds N         rounds per figure, alternating the servers; the median is shown
                      (default 5; idle memory and broadcast run once)
@@ -33,7 +35,7 @@ Usage: mock-srv-bench [--quick] [--only PART] [--seconds S] [--rounds N] [--idle
   --yardstick PATH   the yardstick server (default target/release/yardstick)
 ";
 
-const PARTS: [&str; 5] = ["requests", "fanout", "paced", "idle", "journal"];
+const PARTS: [&str; 6] = ["requests", "fanout", "paced", "idle", "journal", "redis"];
 
 struct Options {
     quick: bool,
@@ -523,6 +525,20 @@ fn run(o: &Options) -> Result<(), String> {
         None
     };
 
+    let redis = if o.runs("redis") {
+        eprintln!("Redis...");
+        Some(redis::run(
+            &o.mock_srv,
+            cpus,
+            rounds,
+            warmup,
+            measure,
+            o.quick,
+        )?)
+    } else {
+        None
+    };
+
     println!(
         "{}; mock-srv logging at its default level.\n",
         cpus.describe()
@@ -533,6 +549,14 @@ fn run(o: &Options) -> Result<(), String> {
     if let Some(journal::Rows(rows)) = journal {
         println!(
             "\nThe journal: mock-srv in memory and with `--journal` (group commit, one fdatasync per loop turn), alternating in each round.\n"
+        );
+        for row in rows {
+            println!("{row}");
+        }
+    }
+    if let Some(redis::Rows(rows)) = redis {
+        println!(
+            "\nRedis: mock-srv on `--redis` beside the reference measured in the same run against the same redis-server (on the load's cpu; mock-srv and redis-benchmark on the server's).\n"
         );
         for row in rows {
             println!("{row}");

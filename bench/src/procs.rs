@@ -4,7 +4,7 @@
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::Duration;
 use std::time::Instant;
 
@@ -56,6 +56,22 @@ fn pin(cpu: Option<usize>) {
 
 pub fn pin_load(cpus: Cpus) {
     pin(cpus.load);
+}
+
+/// Runs `cmd` to its end on `cpu` (the load goes back to its own afterwards).
+pub fn output_on(cmd: &mut Command, cpu: Option<usize>, cpus: Cpus) -> io::Result<Output> {
+    pin(cpu);
+    let out = cmd.output();
+    pin(cpus.load);
+    out
+}
+
+/// Starts `cmd` on `cpu`.
+pub fn spawn_on(cmd: &mut Command, cpu: Option<usize>, cpus: Cpus) -> io::Result<Child> {
+    pin(cpu);
+    let child = cmd.spawn();
+    pin(cpus.load);
+    child
 }
 
 /// Raises this process's descriptor limits (and so its children's) towards `want`; returns

@@ -234,6 +234,24 @@ pub fn fanout(
     deliver(server, &mut load, posters, posts, rate)
 }
 
+/// As [`fanout`], with the subscribers spread evenly over `servers` (processes sharing
+/// the state through Redis); the orders go to the first.
+pub fn fanout_spread(
+    servers: &[&ServerProc],
+    net: u8,
+    subscribers: usize,
+    posters: usize,
+    posts: u64,
+) -> io::Result<Fanout> {
+    let mut load = Load::new(servers[0].addr, net)?;
+    for (i, server) in servers.iter().enumerate().rev() {
+        load.aim(server.addr);
+        let share = subscribers / servers.len() + usize::from(i < subscribers % servers.len());
+        load.open_subscribers(SUBSCRIBE, share)?;
+    }
+    deliver(servers[0], &mut load, posters, posts, None)
+}
+
 fn deliver(
     server: &ServerProc,
     load: &mut Load,
