@@ -49,6 +49,8 @@ pub struct Config {
     pub redis: Option<String>,
     /// The prefix of every Redis key (`--redis-prefix`).
     pub redis_prefix: String,
+    /// How often each category's sequence is compared with Redis's (`--redis-check-ms`).
+    pub redis_check_interval: Duration,
     /// Keep every change in this append-only file (`--journal`, `MOCK_SRV_JOURNAL`).
     pub journal: Option<PathBuf>,
     /// Compact the journal into a snapshot once it passes this size.
@@ -85,6 +87,7 @@ impl Default for Config {
             echo: false,
             redis: None,
             redis_prefix: "ms:".into(),
+            redis_check_interval: Duration::from_secs(5),
             journal: None,
             journal_compact_bytes: crate::state::journal::DEFAULT_COMPACT_BYTES,
             fail_rate_percent: 0,
@@ -130,6 +133,8 @@ Options:
                             every mock-srv process started with the same URL and prefix
                             [default: in this process; or $REDIS_URL]
   --redis-prefix PREFIX     the prefix of every Redis key [default: ms:]
+  --redis-check-ms N        compare each category's sequence with Redis's this often, to
+                            catch a subscription that stopped delivering [default: 5000]
   --allow-origin ORIGIN     also accept requests from pages at ORIGIN
                             (e.g. http://my-app.test:8080); repeatable
   --echo                    serve a WebSocket echo endpoint at /echo (for protocol
@@ -196,6 +201,9 @@ impl Command {
                 Long("journal") => config.journal = Some(parser.value()?.into()),
                 Long("redis") => config.redis = Some(parser.value()?.string()?),
                 Long("redis-prefix") => config.redis_prefix = parser.value()?.string()?,
+                Long("redis-check-ms") => {
+                    config.redis_check_interval = millis(&mut parser, "--redis-check-ms")?
+                }
                 Long("journal-compact-bytes") => {
                     config.journal_compact_bytes =
                         positive(&mut parser, "--journal-compact-bytes")? as u64

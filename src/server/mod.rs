@@ -445,7 +445,9 @@ fn open_backend(
     log: &mut Log,
 ) -> Result<Box<dyn Backend>, Error> {
     if let Some(url) = &config.redis {
-        let redis = Redis::connect(url, &config.redis_prefix, &catalog).map_err(Error::State)?;
+        let redis = Redis::connect(url, &config.redis_prefix, &catalog)
+            .map_err(Error::State)?
+            .checking_every(config.redis_check_interval);
         let categories = redis.catalog().category_names().count();
         log.info(format_args!(
             "Redis at {url}: {categories} categories under the prefix {:?}",

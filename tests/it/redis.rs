@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 
+use mock_srv::state::redis::scripts::{self, Keys};
+
 use crate::helpers::*;
 use crate::ops::{run, spawn, terminate};
 
@@ -321,5 +323,158 @@ fn one_process_killed_leaves_the_others_serving() {
     killed.wait().unwrap();
     order(procs[0].1, "A2", 3);
     assert_eq!(next_total(&mut ws), ("A2".into(), 10));
+    stop(procs);
+}
+
+impl RedisServer {
+    /// `redis-cli` on this server; its output.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Applies an order the way mock-srv does, but published where nobody listens: the
+    /// processes do not hear of it, as if their subscription had dropped the message.
+    fn order_unheard(&self, id: &str, amount: i64) {
+        let k = Keys::new("ms:", "electronics");
+        let request = format!("{}unheard-{id}-{amount}", k.request);
+        let max = ((1u64 << 53) - 1).to_string();
+        let out = self.cli(&[
+            "EVAL",
+            scripts::ORDER,
+            "4",
+            &k.totals,
+            &k.meta,
+            &k.log,
+            &request,
+            id,
+            &amount.to_string(),
+            &max,
+            "ms:nowhere",
+            scripts::LOG_LENGTH,
+            scripts::REQUEST_TTL_SECS,
+        ]);
+        assert!(!out.contains("ERR"), "{out}");
+    }
+}
+
+/// Redis lost its script cache (a restart, `SCRIPT FLUSH`): the next change loads the
+/// scripts again and is applied, once.
+#[test]
+fn a_flushed_script_cache_is_loaded_again() {
+    let redis = RedisServer::start(false);
+    let procs = processes(&redis, 1);
+    let addr = procs[0].1;
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    assert!(redis.cli(&["SCRIPT", "FLUSH"]).contains("OK"));
+    order(addr, "A1", 4);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 7));
+    assert_eq!(get(addr, "/orders/A1").body, r#"{"id":"A1","total":7}"#);
+    stop(procs);
+}
+
+/// A message the subscription never delivered: the next one shows the gap, and the log
+/// fills it, in order.
+#[test]
+fn a_gap_in_the_messages_is_filled_from_the_log() {
+    let redis = RedisServer::start(false);
+    let procs = processes(&redis, 1);
+    let addr = procs[0].1;
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    redis.order_unheard("A2", 5);
+    order(addr, "A1", 1);
+    let mut got = vec![next_total(&mut ws), next_total(&mut ws)];
+    got.sort();
+    assert_eq!(got, totals(&[("A1", 4), ("A2", 12)]));
+    stop(procs);
+}
+
+/// A subscription that stops delivering without closing: the periodic check of the
+/// sequence sees Redis ahead, twice, and takes a snapshot.
+#[test]
+fn a_silent_subscription_is_caught_by_the_sequence_check() {
+    let redis = RedisServer::start(false);
+    let url = redis.url();
+    let (child, addr) = spawn(&["--redis", &url, "--redis-check-ms", "100"]);
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    redis.order_unheard("A1", 10);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 13));
+    assert_eq!(terminate(child), 0);
+}
+
+/// Posters on two processes while Redis (with AOF) is killed and started again: every
+/// order answered 200 is in the final total, once, and the subscribers end there.
+#[test]
+fn posting_through_a_redis_crash_counts_every_200_once() {
+    let mut redis = RedisServer::start(true);
+    let (poster, poster_addr, poster_log) = spawn_logged(&redis);
+    let procs = vec![(poster, poster_addr), spawn(&["--redis", &redis.url()])];
+    let mut ws = ws_connect(procs[1].1, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    let (progress, posted) = channel();
+    let posters: Vec<_> = procs
+        .iter()
+        .map(|(_, addr)| {
+            let (addr, progress) = (*addr, progress.clone());
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let body = r#"{"amount":1}"#;
+                let post = format!(
+                    "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let (mut ok, mut refused) = (0u64, 0u64);
+                for i in 0..600 {
+                    match c.request(post.as_bytes()).status {
+                        200 => ok += 1,
+                        503 => refused += 1,
+                        other => panic!("{other}"),
+                    }
+                    if i == 100 {
+                        let _ = progress.send(());
+                    }
+                }
+                (ok, refused)
+            })
+        })
+        .collect();
+    // Both posters are under way: Redis dies, and comes back with what it had on disk.
+    posted.recv_timeout(TIMEOUT).unwrap();
+    posted.recv_timeout(TIMEOUT).unwrap();
+    redis.kill();
+    wait_for_log(&poster_log, "Redis command link down");
+    let redis = redis.restart(true);
+    let (mut ok, mut refused) = (0, 0);
+    for t in posters {
+        let (o, r) = t.join().unwrap();
+        ok += o;
+        refused += r;
+    }
+    let expected = 3 + ok;
+    let mut last = 3;
+    while last != expected {
+        let (id, total) = next_total(&mut ws);
+        if id == "A1" {
+            assert!(
+                total <= expected,
+                "{total} counts more than the {ok} orders answered 200"
+            );
+            last = total;
+        }
+    }
+    let stored = redis.cli(&["HGET", "ms:{electronics}:totals", "A1"]);
+    assert_eq!(
+        stored.trim(),
+        expected.to_string(),
+        "{ok} ok, {refused} refused"
+    );
+    drop(redis);
     stop(procs);
 }

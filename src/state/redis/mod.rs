@@ -47,8 +47,6 @@ const CHANGE_DEADLINE: Duration = Duration::from_secs(5);
 /// Reconnect back-off: the first wait, and the longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How often each category's sequence is compared with Redis's.
-const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Start-up waits this long for Redis to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -145,6 +143,7 @@ enum Waiting {
     Script(Script),
     Change(Change),
     Snapshot(CategoryId),
+    Log(CategoryId),
     Seed,
     Sequence(CategoryId),
 }
@@ -180,12 +179,29 @@ struct Followed {
     keys: Keys,
     epoch: String,
     seq: u64,
-    /// A snapshot is wanted or on its way: messages wait in `held` until it is applied.
-    syncing: bool,
-    snapshot_sent: bool,
+    /// Catching up (a snapshot, or the log since `seq`): messages that arrive once its
+    /// command is sent wait in `held` until it is applied.
+    catch_up: Option<CatchUp>,
     held: Vec<Message>,
     /// Redis's sequence at the last check, while this process was behind it.
     behind: Option<u64>,
+}
+
+/// How a category catches up with Redis, and whether the command is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CatchUp {
+    /// Every total, atomically: at start, on a new epoch, when the log does not reach back.
+    Snapshot { sent: bool },
+    /// The changes after `seq` from the category's log (a gap in the messages).
+    Log { sent: bool },
+}
+
+impl CatchUp {
+    fn sent(self) -> bool {
+        match self {
+            CatchUp::Snapshot { sent } | CatchUp::Log { sent } => sent,
+        }
+    }
 }
 
 /// A message of a category's channel: `<epoch>:<seq>:<id>:<total>[:<product>]`.
@@ -261,6 +277,7 @@ pub struct Redis {
     run_id: String,
     next_request: u64,
     next_check: Instant,
+    check_every: Duration,
     done: Vec<Done>,
     updates: Vec<Update>,
 }
@@ -326,8 +343,7 @@ impl Redis {
                 keys,
                 epoch: snap.epoch,
                 seq: snap.seq,
-                syncing: false,
-                snapshot_sent: false,
+                catch_up: None,
                 held: Vec::new(),
                 behind: None,
             });
@@ -354,10 +370,18 @@ impl Redis {
             confirmations_due: 0,
             run_id: format!("{:08x}", random_u64() as u32),
             next_request: 0,
-            next_check: now + CHECK_EVERY,
+            next_check: now + Duration::from_secs(5),
+            check_every: Duration::from_secs(5),
             done: Vec::new(),
             updates: Vec::new(),
         })
+    }
+
+    /// Compares each category's sequence with Redis's every `period` (5 s unless set).
+    pub fn checking_every(mut self, period: Duration) -> Redis {
+        self.next_check = Instant::now() + period;
+        self.check_every = period;
+        self
     }
 
     /// What to say in a 503 while the command link is down.
@@ -378,21 +402,38 @@ impl Redis {
         if self.sub.state == State::Ready && self.confirmations_due == 0 {
             for cat in 0..self.cats.len() {
                 let f = &mut self.cats[cat];
-                if f.syncing && !f.snapshot_sent {
-                    f.snapshot_sent = true;
-                    let keys = [&f.keys.meta, &f.keys.totals, &f.keys.products];
-                    let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
-                    self.cmd
-                        .link
-                        .command(&evalsha_args(&self.shas.snapshot, &keys, &[]));
-                    self.waiting.push_back(Waiting::Snapshot(cat));
+                match f.catch_up {
+                    Some(CatchUp::Snapshot { sent: false }) => {
+                        f.catch_up = Some(CatchUp::Snapshot { sent: true });
+                        self.cmd.link.command(&[
+                            b"EVALSHA",
+                            self.shas.snapshot.as_bytes(),
+                            b"3",
+                            f.keys.meta.as_bytes(),
+                            f.keys.totals.as_bytes(),
+                            f.keys.products.as_bytes(),
+                        ]);
+                        self.waiting.push_back(Waiting::Snapshot(cat));
+                    }
+                    Some(CatchUp::Log { sent: false }) => {
+                        f.catch_up = Some(CatchUp::Log { sent: true });
+                        let from = format!("{}-0", f.seq + 1);
+                        self.cmd.link.command(&[
+                            b"XRANGE",
+                            f.keys.log.as_bytes(),
+                            from.as_bytes(),
+                            b"+",
+                        ]);
+                        self.waiting.push_back(Waiting::Log(cat));
+                    }
+                    _ => {}
                 }
             }
         }
         if now >= self.next_check {
-            self.next_check = now + CHECK_EVERY;
+            self.next_check = now + self.check_every;
             for (cat, f) in self.cats.iter().enumerate() {
-                if !f.syncing {
+                if f.catch_up.is_none() {
                     self.cmd
                         .link
                         .command(&[b"HGET", f.keys.meta.as_bytes(), b"s"]);
@@ -466,12 +507,13 @@ impl Redis {
             }
             Waiting::Change(change) => self.on_change_reply(change, reply, log),
             Waiting::Snapshot(cat) => self.on_snapshot(cat, &reply, log),
+            Waiting::Log(cat) => self.on_log(cat, &reply),
             Waiting::Sequence(cat) => {
                 let Some(remote) = integer(&reply).map(|n| n as u64) else {
                     return self.resync(cat);
                 };
                 let f = &mut self.cats[cat];
-                if remote <= f.seq || f.syncing {
+                if remote <= f.seq || f.catch_up.is_some() {
                     f.behind = None;
                 } else if f.behind.is_some_and(|then| f.seq < then) {
                     log.warn(format_args!(
@@ -564,7 +606,7 @@ impl Redis {
     /// Applies `message` if it is the next of its category (and no snapshot is under way).
     fn apply_if_next(&mut self, cat: CategoryId, message: &Message) {
         let f = &self.cats[cat];
-        if !f.syncing && message.epoch == f.epoch && message.seq == f.seq + 1 {
+        if f.catch_up.is_none() && message.epoch == f.epoch && message.seq == f.seq + 1 {
             self.apply(cat, message);
         }
     }
@@ -596,26 +638,68 @@ impl Redis {
     /// A message from a category's channel.
     fn on_message(&mut self, cat: CategoryId, message: Message) {
         let f = &mut self.cats[cat];
-        if f.syncing {
-            f.held.push(message);
+        if let Some(catch_up) = f.catch_up {
+            // Published before the catch-up's command is sent, a message is in what it
+            // brings; after, it may not be.
+            if catch_up.sent() {
+                f.held.push(message);
+            }
             return;
         }
-        if message.epoch != f.epoch || message.seq > f.seq + 1 {
-            // Redis was emptied (a new epoch), or messages were missed: start over from
-            // a snapshot, this message after it.
-            f.held.push(message);
+        if message.epoch != f.epoch {
+            // Redis was emptied and seeded again: start over from a snapshot.
             self.resync(cat);
+        } else if message.seq > f.seq + 1 {
+            // Messages were missed: the log has them (the script appends before it
+            // publishes).
+            f.catch_up = Some(CatchUp::Log { sent: false });
         } else if message.seq == f.seq + 1 {
             self.apply(cat, &message);
         }
     }
 
-    /// Takes a new snapshot of `cat`; messages wait until it is applied.
+    /// Takes a new snapshot of `cat`.
     fn resync(&mut self, cat: CategoryId) {
         let f = &mut self.cats[cat];
-        f.syncing = true;
-        f.snapshot_sent = false;
+        f.catch_up = Some(CatchUp::Snapshot { sent: false });
+        f.held.clear();
         f.behind = None;
+    }
+
+    /// The log of `cat` since its sequence: applied in order; when it does not reach back
+    /// that far (trimmed), a snapshot instead.
+    fn on_log(&mut self, cat: CategoryId, reply: &Reply) {
+        let Some(entries) = log_entries(reply) else {
+            return self.resync(cat);
+        };
+        for message in entries {
+            let f = &self.cats[cat];
+            if message.seq <= f.seq {
+                continue;
+            }
+            if message.seq > f.seq + 1 {
+                return self.resync(cat);
+            }
+            let message = Message {
+                epoch: f.epoch.clone(),
+                ..message
+            };
+            self.apply(cat, &message);
+        }
+        self.caught_up(cat);
+    }
+
+    /// The catch-up of `cat` is done: the messages held meanwhile follow, in order.
+    fn caught_up(&mut self, cat: CategoryId) {
+        let f = &mut self.cats[cat];
+        f.catch_up = None;
+        let mut held = std::mem::take(&mut f.held);
+        held.sort_by_key(|m| m.seq);
+        for message in held {
+            if message.seq > self.cats[cat].seq {
+                self.on_message(cat, message);
+            }
+        }
     }
 
     fn on_snapshot(&mut self, cat: CategoryId, reply: &Reply, log: &mut Log) {
@@ -647,9 +731,6 @@ impl Redis {
         }
         f.epoch = snap.epoch.clone();
         f.seq = snap.seq;
-        f.syncing = false;
-        f.snapshot_sent = false;
-        let held = std::mem::take(&mut f.held);
         let mut new = Vec::new();
         for (id, fields) in &snap.products {
             if self.catalog.insert_product(cat, product(id, fields, 0)) {
@@ -659,13 +740,7 @@ impl Redis {
         for (id, total) in &snap.totals {
             self.set_total(cat, id, *total, new.contains(&id));
         }
-        let mut held = held;
-        held.sort_by_key(|m| m.seq);
-        for message in held {
-            if message.seq > self.cats[cat].seq {
-                self.on_message(cat, message);
-            }
-        }
+        self.caught_up(cat);
     }
 
     /// A reply on the subscription: a confirmation or a message.
@@ -736,10 +811,11 @@ impl Redis {
         side.fail(&why, now, log);
         if token == COMMANDS {
             let mut retry = VecDeque::new();
-            for waiting in self.waiting.drain(..) {
+            for waiting in std::mem::take(&mut self.waiting) {
                 match waiting {
                     Waiting::Change(change) => retry.push_back(change),
-                    Waiting::Snapshot(cat) => self.cats[cat].snapshot_sent = false,
+                    // Asked again once the link is back.
+                    Waiting::Snapshot(cat) | Waiting::Log(cat) => self.resync(cat),
                     _ => {}
                 }
             }
@@ -1051,6 +1127,41 @@ impl Snapshot {
     }
 }
 
+/// The entries of an `XRANGE` of a category's log, as messages (without their epoch).
+fn log_entries(reply: &Reply) -> Option<Vec<Message>> {
+    let OwnedFrame::Array(entries) = reply else {
+        return None;
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let OwnedFrame::Array(parts) = entry else {
+                return None;
+            };
+            let [id, OwnedFrame::Array(pairs)] = parts.as_slice() else {
+                return None;
+            };
+            let seq = text(id)?.strip_suffix("-0")?.parse().ok()?;
+            let field = |name: &str| {
+                pairs
+                    .chunks(2)
+                    .find(|kv| text(&kv[0]) == Some(name))
+                    .and_then(|kv| text(kv.get(1)?))
+            };
+            Some(Message {
+                epoch: String::new(),
+                seq,
+                id: field("id")?.to_string(),
+                total: field("t")?.parse().ok()?,
+                product: match field("p") {
+                    Some(json) => Some(fields(json)?),
+                    None => None,
+                },
+            })
+        })
+        .collect()
+}
+
 fn product(id: &str, fields: &NewProduct, total: u64) -> Product {
     Product {
         id: id.to_string(),
@@ -1098,20 +1209,6 @@ fn eval_args<'a>(script: &'a str, key_count: usize, args: &'a [Vec<u8>]) -> Vec<
     };
     let mut all: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
     all.extend(args.iter().map(Vec::as_slice));
-    all
-}
-
-/// `EVALSHA sha <number of keys> keys... args...`.
-fn evalsha_args<'a>(sha: &'a str, keys: &[&'a [u8]], args: &[&'a [u8]]) -> Vec<&'a [u8]> {
-    let count: &'static [u8] = match keys.len() {
-        3 => b"3",
-        4 => b"4",
-        5 => b"5",
-        _ => unreachable!("the scripts take 3 to 5 keys"),
-    };
-    let mut all: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), count];
-    all.extend_from_slice(keys);
-    all.extend_from_slice(args);
     all
 }
 

@@ -83,7 +83,7 @@ return {m[1] or '', m[2] or '0', redis.call('HGETALL', KEYS[2]), redis.call('HGE
 "#;
 
 /// An order. KEYS: totals, meta, log, request. ARGV: product id, amount, the largest
-/// total, channel. Returns `{total, seq, epoch}`; errors `UNKNOWN` (no such product) and
+/// total, channel, log length, request TTL. Returns `{total, seq, epoch}`; errors `UNKNOWN` (no such product) and
 /// `RANGE <total>` (the total would leave 0..=max), state unchanged.
 pub const ORDER: &str = r#"
 local done = redis.call('GET', KEYS[4])
@@ -105,7 +105,8 @@ return {tonumber(total), seq, epoch}
 "#;
 
 /// A new product. KEYS: products, totals, meta, log, request. ARGV: the id prefix, the
-/// fields (JSON), the most products a category holds, channel. Returns
+/// fields (JSON), the most products a category holds, channel, log length, request TTL.
+/// Returns
 /// `{id, seq, epoch}`; error `FULL`.
 pub const PRODUCT: &str = r#"
 local done = redis.call('GET', KEYS[5])
