@@ -51,9 +51,10 @@ pub struct Http {
     pub parser: Parser,
     /// Bytes received and not yet parsed.
     pub inbuf: Vec<u8>,
-    /// A request waiting for its change to be applied (or for its `--latency`). No further request is parsed
-    /// meanwhile (and at most about two reads' worth is buffered), so a pipeline cannot grow
-    /// memory; its response is queued when the result comes, after every response before it.
+    /// A request waiting for its change to be applied (or for its `--latency`). No further
+    /// request is parsed meanwhile (and at most about two reads' worth is buffered), so a
+    /// pipeline cannot grow memory; its response is queued when the result comes, after
+    /// every response before it.
     pub held: Option<Held>,
     /// Reading stopped because too much output waits; it resumes once the queue drains.
     pub paused: bool,
@@ -79,7 +80,8 @@ pub enum Deadline {
     Request,
     /// Lingering: the peer had its moment to read our last bytes; close.
     Linger,
-    /// WebSocket: send a ping, or close if nothing was heard since the last one.
+    /// WebSocket: send a ping, or close if nothing was heard since the last one. Event
+    /// stream: send a keep-alive, or close if nothing was taken since the last one.
     Ping,
 }
 
@@ -96,9 +98,7 @@ pub struct Conn {
     pub phase: Phase,
     pub proto: Proto,
     pub deadline: Option<(Instant, Deadline)>,
-    /// `--ws-drop-ms`: when this stream is ended on purpose.
-    pub drop_at: Option<Instant>,
-    /// Listed in the server's HTTP write list (WebSockets are listed by the fan-out).
+    /// Listed in the server's HTTP write list (streams are listed by the fan-out).
     pub listed: bool,
     /// Listed to be read again next turn.
     pub reread: bool,
@@ -115,7 +115,6 @@ impl Conn {
             phase: Phase::Open,
             proto: Proto::Http(Http::default()),
             deadline: Some((idle_until, Deadline::Idle)),
-            drop_at: None,
             listed: false,
             reread: false,
         }
@@ -185,7 +184,7 @@ impl Conn {
                 }
             }
             Proto::Events(events) => {
-                events.feed_pos = feed.end();
+                feed.follow_events(events);
                 for p in products {
                     events.push_total(&mut self.out, &p.id, p.total);
                 }
@@ -216,7 +215,11 @@ impl Conn {
     pub fn flush(&mut self) -> io::Result<Flushed> {
         match &mut self.proto {
             Proto::Http(_) => self.out.write_to(&mut self.stream),
-            Proto::Events(events) => events.flush(&mut self.stream, &mut self.out),
+            Proto::Events(events) => {
+                let flushed = events.flush(&mut self.stream, &mut self.out)?;
+                self.out.release();
+                Ok(flushed)
+            }
             Proto::WebSocket(session) => {
                 let mut wire = Wire {
                     stream: &mut self.stream,
@@ -241,7 +244,12 @@ impl Conn {
         }
     }
 
-    /// True while a response waits for the backend.
+    /// True while a request waits for its `--latency`.
+    pub fn is_delayed(&self) -> bool {
+        matches!(&self.proto, Proto::Http(http) if matches!(http.held, Some(Held::Delayed(_))))
+    }
+
+    /// True while a request waits (for the backend, or for its `--latency`).
     pub fn is_held(&self) -> bool {
         matches!(&self.proto, Proto::Http(http) if http.held.is_some())
     }

@@ -46,8 +46,9 @@ pub struct Counters {
     /// Totals changed: by orders (the simulator's included) and by products added (at 0).
     pub totals_changed: u64,
     pub products_added: u64,
-    /// Changes refused by the rules (404, 400, 409), and not applied because the backend
-    /// could not (503).
+    /// Changes the backend refused by the catalog's rules (a total out of range, a full
+    /// category), and could not apply (503). Requests the routes refuse before submitting
+    /// a change (an unknown id, a bad body) are counted in `requests` only.
     pub changes_refused: u64,
     pub changes_unavailable: u64,
     /// Latest totals kept instead of queued by subscribers that have closed (the open
@@ -79,6 +80,8 @@ pub struct Gauges {
     pub event_stream_subscribers: u64,
     /// Bytes queued for all connections, not yet taken by their sockets.
     pub bytes_queued: u64,
+    /// Requests waiting for the backend or their `--latency`.
+    pub requests_held: u64,
     /// Totals handed to subscribers since start (each total once per subscriber).
     pub deliveries: u64,
     /// Latest totals kept instead of queued, over every subscriber there has been.
@@ -129,7 +132,9 @@ impl Counters {
             &mut out,
             "mock_srv_changes_total",
             "counter",
-            "Changes asked for: orders (simulated ones included) and new products applied, refused by the rules, or not applied because the backend could not.",
+            "Changes submitted: orders (simulated ones included) and new products applied, \
+             refused by the catalog's rules (a total out of range, a full category), or not \
+             applied because the backend could not.",
         );
         for (result, count) in [
             ("order_applied", self.totals_changed - self.products_added),
@@ -180,7 +185,8 @@ impl Counters {
             (
                 "mock_srv_conflated_total",
                 "counter",
-                "Totals a subscriber reading too slowly skipped: only the latest of each product was kept.",
+                "Totals a subscriber reading too slowly skipped: only the latest of each \
+                 product was kept.",
                 gauges.conflated,
             ),
             (
@@ -188,6 +194,12 @@ impl Counters {
                 "gauge",
                 "Bytes queued for connections and not yet written to their sockets.",
                 gauges.bytes_queued,
+            ),
+            (
+                "mock_srv_requests_held",
+                "gauge",
+                "Requests waiting for their change to be applied, or for their --latency.",
+                gauges.requests_held,
             ),
         ] {
             family(&mut out, name, kind, help);

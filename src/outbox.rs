@@ -24,12 +24,20 @@ pub enum Flushed {
 pub struct Outbox {
     bytes: Vec<u8>,
     written: usize,
+    /// Bytes written over the life of the queue.
+    sent: u64,
 }
 
 impl Outbox {
     /// Bytes queued and not yet written.
     pub fn len(&self) -> usize {
         self.bytes.len() - self.written
+    }
+
+    /// Bytes written to the socket so far, over the life of the queue (direct writes that
+    /// skip the queue are not counted).
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// True when nothing waits to be written.
@@ -53,7 +61,10 @@ impl Outbox {
         while self.written < self.bytes.len() {
             match stream.write(&self.bytes[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.written += n,
+                Ok(n) => {
+                    self.written += n;
+                    self.sent += n as u64;
+                }
                 Err(e) if would_block(&e) => return Ok(Flushed::Blocked),
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),

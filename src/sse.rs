@@ -7,7 +7,7 @@
 //! feed, keeps the latest total per product past its byte budget ([`Latest`]), and is
 //! written in the fan-out's rounds. Its client never speaks again, so what it sends is
 //! discarded; a comment line each keep-alive interval keeps proxies from timing it out, and
-//! a client whose queue has not emptied between two of them is closed.
+//! a client that took none of the bytes waiting for it for a whole interval is closed.
 
 use std::io::{self, Write};
 
@@ -29,8 +29,8 @@ pub struct EventStream {
     pub latest: Latest,
     /// Bytes the queue may hold before totals are conflated.
     queue_bytes: usize,
-    /// The queue was not empty at the last keep-alive.
-    behind: bool,
+    /// What the queue had written at the last keep-alive.
+    sent_then: u64,
 }
 
 /// `data: <text>\n\n`: one event (the message is one line of JSON).
@@ -48,7 +48,7 @@ impl EventStream {
             feed_pos: 0,
             latest: Latest::default(),
             queue_bytes,
-            behind: false,
+            sent_then: 0,
         }
     }
 
@@ -63,13 +63,15 @@ impl EventStream {
         }
     }
 
-    /// The keep-alive interval has passed: queues a comment, unless the client has not
-    /// read what was queued by the last one. False means it has not: close the stream.
+    /// The keep-alive interval has passed: queues a comment when nothing waits. False
+    /// when bytes wait and the socket took none of them since the last keep-alive: the
+    /// client is not reading, close the stream. (A client that stops reading is noticed
+    /// once the kernel's buffers are full and the queue stops moving.)
     pub fn keep_alive(&mut self, out: &mut Outbox) -> bool {
-        if self.behind && !out.is_empty() {
+        if !out.is_empty() && out.sent() == self.sent_then {
             return false;
         }
-        self.behind = !out.is_empty();
+        self.sent_then = out.sent();
         if out.is_empty() {
             out.push(KEEP_ALIVE);
         }
@@ -133,25 +135,29 @@ mod tests {
     }
 
     #[test]
-    fn a_client_that_reads_nothing_for_a_whole_interval_is_let_go() {
+    fn a_client_that_takes_nothing_for_a_whole_interval_is_let_go() {
         let mut s = EventStream::new(1000);
         let mut out = Outbox::default();
+        let mut sock = MockStream::default();
         assert!(s.keep_alive(&mut out));
         assert_eq!(out.len(), KEEP_ALIVE.len());
-        // Not read: one more interval is given, no second comment is queued.
-        assert!(s.keep_alive(&mut out));
-        assert_eq!(out.len(), KEEP_ALIVE.len());
+        // Not taken by the next interval: let go.
+        assert_eq!(out.write_to(&mut sock).unwrap(), Flushed::Blocked);
         assert!(!s.keep_alive(&mut out));
-        // A client that reads is kept.
-        let mut s = EventStream::new(1000);
+
+        // A client that reads slower than totals arrive, its queue never empty, is kept
+        // for as long as it takes something each interval.
+        let mut s = EventStream::new(100_000);
         let mut out = Outbox::default();
-        let mut sock = MockStream {
-            room: usize::MAX,
-            ..Default::default()
-        };
-        for _ in 0..5 {
-            assert!(s.keep_alive(&mut out));
+        let mut sock = MockStream::default();
+        for round in 0..10 {
+            for total in 0..100 {
+                s.push_total(&mut out, "A1", round * 100 + total);
+            }
+            sock.room = 50;
             out.write_to(&mut sock).unwrap();
+            assert!(!out.is_empty());
+            assert!(s.keep_alive(&mut out), "round {round}");
         }
     }
 }

@@ -129,7 +129,7 @@ while IFS= read -r cmd; do
 done < <(readme_commands)
 [[ $commands -ge 9 ]] || not_ok "the README's commands were found" "only $commands"
 
-# 7. SIGTERM: the subscriber is closed and the server exits 0.
+# 8. SIGTERM: the subscribers are closed and the server exits 0.
 kill -TERM "$server_pid"
 code=0
 wait "$server_pid" || code=$?

@@ -100,6 +100,11 @@ impl Feed {
         }
     }
 
+    /// Starts an event stream at the end of the feed.
+    pub fn follow_events(&self, events: &mut EventStream) {
+        events.feed_pos = self.end();
+    }
+
     /// Gives an event stream the totals published since it last took, as events.
     pub fn hand_events_to(&self, events: &mut EventStream, out: &mut Outbox) {
         let from = std::mem::replace(&mut events.feed_pos, self.end());

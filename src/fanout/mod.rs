@@ -1,5 +1,6 @@
 //! Fan-out: who is subscribed to what ([`subscribers`]), each category's totals framed once
-//! ([`feed`]), and the rounds in which WebSockets with something to send are written.
+//! ([`feed`]), and the rounds in which subscribers (WebSockets and event streams) with
+//! something to send are written.
 //!
 //! [`Fanout::publish`] is the only way a total gets in. It appends one frame to the
 //! category's feed and touches no subscriber; a round of writes is then due, in which every
@@ -31,12 +32,12 @@ pub trait Sessions {
     fn hand_out(&mut self, key: usize, feed: &Feed);
 }
 
-/// Subscriptions, feeds and the list of WebSockets to write.
+/// Subscriptions, feeds and the list of streams to write.
 #[derive(Debug)]
 pub struct Fanout {
     subs: Subscribers,
     feeds: Vec<Feed>,
-    /// WebSockets to write, in the order they got something to send.
+    /// Streams to write, in the order they got something to send.
     queue: VecDeque<usize>,
     /// For each slab key, whether it is listed in `queue`.
     listed: Vec<bool>,
@@ -81,7 +82,7 @@ impl Fanout {
             self.hand_out(cat, sessions);
         }
         if self.round_due_in.is_none() {
-            // After the WebSockets already listed: each of them takes this total too.
+            // After the streams already listed: each of them takes this total too.
             self.round_due_in = Some(self.queue.len());
         }
     }
@@ -131,12 +132,12 @@ impl Fanout {
         self.subs.category_of(key).map(|cat| &self.feeds[cat])
     }
 
-    /// Lists the WebSocket `key` to be written (once, however often it is listed).
+    /// Lists the stream `key` to be written (once, however often it is listed).
     pub fn list(&mut self, key: usize) {
         list(&mut self.queue, &mut self.listed, key);
     }
 
-    /// The next WebSocket to write, oldest listed first. When a round is due it starts
+    /// The next stream to write, oldest listed first. When a round is due it starts
     /// first: every subscriber of a category published to since the last one is listed.
     pub fn next_to_write(&mut self) -> Option<usize> {
         loop {

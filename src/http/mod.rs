@@ -342,9 +342,17 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
                     .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
             }
             b"accept" => {
-                req.wants_event_stream |= text()?.split(',').any(|media| {
-                    let media = media.split(';').next().unwrap_or("").trim();
-                    media.eq_ignore_ascii_case("text/event-stream")
+                req.wants_event_stream |= text()?.split(',').any(|range| {
+                    let mut params = range.split(';');
+                    let media = params.next().unwrap_or("").trim();
+                    // `q=0` says "not this one" (RFC 9110 section 12.4.2).
+                    let refused = params.any(|p| {
+                        let p = p.trim();
+                        p.len() >= 3
+                            && p[..2].eq_ignore_ascii_case("q=")
+                            && p[2..].parse::<f32>().is_ok_and(|q| q == 0.0)
+                    });
+                    media.eq_ignore_ascii_case("text/event-stream") && !refused
                 })
             }
             b"origin" => req.origin = Some(text()?.to_string()),
@@ -644,6 +652,8 @@ mod tests {
             ("application/json, text/event-stream", true),
             ("*/*", false),
             ("text/event-streams", false),
+            ("text/event-stream;q=0", false),
+            ("text/event-stream; q=0.5", true),
         ] {
             let input = format!("GET /orders/toys HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n");
             let req = &feed(input.as_bytes(), input.len()).unwrap()[0];

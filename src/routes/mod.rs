@@ -118,10 +118,13 @@ fn refused(refusal: &Refusal) -> HttpError {
 }
 
 /// Whether the request is an API call (orders, products, categories) as opposed to the web
-/// app's files, a preflight, a WebSocket upgrade, an event stream or the health check: the requests
-/// `--fail-rate` may fail on purpose.
+/// app's files, a preflight, a WebSocket upgrade, an event stream or the health check: the
+/// requests `--fail-rate` may fail and `--latency` holds.
 pub fn is_api(req: &Request, catalog: &Catalog) -> bool {
-    if req.method() == Method::Options || req.wants_websocket || req.wants_event_stream {
+    if req.method() == Method::Options
+        || req.wants_websocket
+        || event_stream(req, catalog).is_some()
+    {
         return false;
     }
     let (parts, count) = segments(req.path());
@@ -201,7 +204,9 @@ fn route(req: &Request, app: &App, backend: &dyn Backend) -> Result<Outcome, Htt
             Method::Get if req.wants_websocket => {
                 upgrade(req, Channel::Orders(catalog.category(name)))
             }
-            Method::Get if req.wants_event_stream => events(catalog, name),
+            Method::Get | Method::Head if let Some(category) = event_stream(req, catalog) => {
+                Ok(events(category))
+            }
             Method::Get | Method::Head => totals(catalog, name).map(Outcome::Respond),
             Method::Post => {
                 if !catalog.contains(name) {
@@ -329,11 +334,21 @@ fn totals(catalog: &Catalog, name: &str) -> Result<Response, HttpError> {
     ))
 }
 
-/// `GET /orders/<category>` with `Accept: text/event-stream`: the head of the stream.
-fn events(catalog: &Catalog, name: &str) -> Result<Outcome, HttpError> {
-    let Some(category) = catalog.category(name) else {
-        return Err(not_a_category(catalog, name));
-    };
+/// The category of a request for an event stream: `GET` (or `HEAD`) of
+/// `/orders/<category>` with `Accept: text/event-stream`. Anything else with that header
+/// is answered as without it (a product's total is JSON).
+fn event_stream(req: &Request, catalog: &Catalog) -> Option<CategoryId> {
+    if !req.wants_event_stream || !matches!(req.method(), Method::Get | Method::Head) {
+        return None;
+    }
+    match segments(req.path()) {
+        (["orders", name, _], 2) => catalog.category(name),
+        _ => None,
+    }
+}
+
+/// The head of the event stream of `category`.
+fn events(category: CategoryId) -> Outcome {
     let head = Response {
         status: 200,
         content_type: Some("text/event-stream"),
@@ -344,26 +359,7 @@ fn events(catalog: &Catalog, name: &str) -> Result<Outcome, HttpError> {
     .header("Cache-Control", "no-cache")
     // Tells nginx not to buffer the stream.
     .header("X-Accel-Buffering", "no");
-    Ok(Outcome::Events { category, head })
-}
-
-/// 404 for a name that is not a category (a product id, when it is one, names its own).
-fn not_a_category(catalog: &Catalog, name: &str) -> HttpError {
-    if let Some(cat) = catalog.category_of(name) {
-        let category = catalog.category_name(cat);
-        return HttpError::new(
-            404,
-            format!("{name} is a product; events come per category: GET /orders/{category}"),
-        );
-    }
-    let known: Vec<&str> = catalog.category_names().collect();
-    HttpError::new(
-        404,
-        format!(
-            "{name} is not a category (categories: {})",
-            known.join(", ")
-        ),
-    )
+    Outcome::Events { category, head }
 }
 
 /// `GET /healthz`: 200 `{"status":"ok"}` while changes can be applied; 503 saying why

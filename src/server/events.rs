@@ -1,5 +1,6 @@
 //! Event streams (server-sent events): the start of one, and reading what its client
-//! still sends (nothing is expected; it is discarded, and the end of it ends the stream).
+//! still sends (nothing is expected; it is discarded, and its end ends the stream once
+//! what is queued is written).
 
 use std::io::Read;
 
@@ -26,7 +27,9 @@ impl Server {
         conn.out.push(RETRY);
         conn.proto = Proto::Events(EventStream::new(self.config.ws_queue_bytes));
         conn.deadline = Some((self.now + self.config.ws_ping_interval, Deadline::Ping));
-        conn.drop_at = self.timers.drop_at(self.now, self.config.ws_drop_mean);
+        if let Some(mean) = self.config.ws_drop_mean {
+            self.timers.drop_later(self.now, mean, key, conn.id);
+        }
         let name = self.backend.catalog().category_name(category);
         self.log.info(format_args!(
             "{} event stream open #{key} {name}",
@@ -41,7 +44,8 @@ impl Server {
         for _ in 0..READS_PER_TURN {
             let Server { conns, scratch, .. } = self;
             match conns[key].stream.read(scratch) {
-                Ok(0) => return Next::Close,
+                // Done sending (a half-close): what is queued still goes out, then it ends.
+                Ok(0) => return self.drain_stream(key),
                 Ok(_) => {}
                 Err(e) if would_block(&e) => return Next::Flush,
                 Err(e) if interrupted(&e) => {}

@@ -252,6 +252,13 @@ impl Server {
             }
             Outcome::Events { category, head } => {
                 self.answered(key, &req, 200, 0);
+                if req.method() == Method::Head {
+                    // The head alone: the body of a stream ends only with the connection.
+                    let conn = &mut self.conns[key];
+                    head.write_stream_head(conn.out.tail());
+                    conn.phase = Phase::Draining;
+                    return Dispatched::Answered;
+                }
                 Dispatched::Events(category, head)
             }
             Outcome::Apply(op, then) => {

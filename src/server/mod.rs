@@ -1,13 +1,14 @@
 //! The event loop: one `mio::Poll`, the listener, and every connection in a `Slab` keyed by
 //! its token. Each turn, in Redis's order: the backend finishes its work, results become
 //! responses, updates go to the fan-out, connections with output are written (HTTP first,
-//! then a slice of WebSockets), marked connections are closed; then the loop polls, reads,
+//! then a slice of streams), marked connections are closed; then the loop polls, reads,
 //! and runs its timers.
 //!
 //! Handlers (reading, flushing, timers) never schedule anything themselves: each returns a
 //! [`Next`], and [`Server::act`] is the one place that lists a connection for a write or a
 //! read, starts lingering, or marks it to close. (The fan-out lists its subscribers for a
-//! write itself when it publishes: that is its own round, not a handler's verdict.) The parts live beside this file:
+//! write itself when it publishes: that is its own round, not a handler's verdict.) The
+//! parts live beside this file:
 //! `accept.rs`, `http.rs` (requests and held responses), `ws.rs` (sessions and commands),
 //! `events.rs` (event streams), `streams.rs` (what both kinds of stream share), `writes.rs`
 //! (the write pass, lingering) and `timers.rs` (deadlines, the simulator, shutdown).
@@ -54,7 +55,7 @@ const SIGNALS: Token = Token(usize::MAX - 1);
 pub enum Next {
     /// Nothing until the socket says more.
     Idle,
-    /// Output is queued: write it in the write pass before the next poll (a WebSocket
+    /// Output is queued: write it in the write pass before the next poll (a stream
     /// takes its place in the fan-out's list, written at most a slice per turn).
     Flush,
     /// Input may be left that no event will announce (a share of the turn ran out, reading
@@ -230,7 +231,8 @@ impl Server {
     }
 
     /// Runs until a shutdown signal has been handled: then it stops accepting, closes
-    /// WebSockets with 1001, finishes responses being written and returns `Ok`.
+    /// WebSockets with 1001 (and ends event streams), finishes responses being written and
+    /// returns `Ok`.
     pub fn run(&mut self) -> Result<(), Error> {
         let mut events = Events::with_capacity(1024);
         // Where it listens is said once, on stdout, by the caller.
@@ -298,7 +300,7 @@ impl Server {
 
     /// The work before each poll, in order: the backend finishes this turn's changes (and
     /// makes them durable where it promises that); their results become the held
-    /// responses; the updates go to the fan-out (and at shutdown, WebSockets are closed
+    /// responses; the updates go to the fan-out (and at shutdown, streams are ended
     /// after them); connections with output are written; the ones marked are closed; the
     /// log is written.
     fn before_sleep(&mut self) {
@@ -410,6 +412,7 @@ impl Server {
         };
         for (key, conn) in &self.conns {
             now.bytes_queued += conn.out.len() as u64;
+            now.requests_held += u64::from(conn.is_held());
             now.conflated += conn.conflated();
             let subscribed = u64::from(self.fanout.feed_of(key).is_some());
             match conn.proto {

@@ -26,18 +26,18 @@ pub struct Timers {
     websockets_to_close: bool,
     /// `--latency`: requests held until their moment, as (moment, slab key, connection id).
     delayed: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// `--ws-drop-ms`: streams to end at their moment, the same way.
+    drops: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     /// The xorshift64 state of the simulator and of everything else done at random.
     rng: u64,
 }
 
 impl Timers {
     pub fn new(config: &Config, now: Instant) -> Timers {
-        // `--ws-drop-ms` is checked in the sweep: often enough to keep its mean.
         let shortest = config
             .request_timeout
             .min(config.idle_timeout)
-            .min(config.ws_ping_interval)
-            .min(config.ws_drop_mean.unwrap_or(Duration::MAX));
+            .min(config.ws_ping_interval);
         let sweep_every = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -51,6 +51,7 @@ impl Timers {
             shutdown_at: None,
             websockets_to_close: false,
             delayed: BinaryHeap::new(),
+            drops: BinaryHeap::new(),
             rng: seed | 1,
         }
     }
@@ -63,6 +64,7 @@ impl Timers {
             self.accept_paused_until,
             self.shutdown_at,
             self.delayed.peek().map(|Reverse((at, ..))| *at),
+            self.drops.peek().map(|Reverse((at, ..))| *at),
         ]
         .into_iter()
         .flatten()
@@ -95,7 +97,7 @@ impl Timers {
     }
 
     /// Holds the request of connection `key` (`conn_id`) for a random time from `min` to
-    /// `max`, and returns until when; [`Timers::due_delayed`] hands it back then.
+    /// `max`, and returns until when; [`Timers::due`] hands it back then.
     pub fn delay(
         &mut self,
         now: Instant,
@@ -109,23 +111,27 @@ impl Timers {
         until
     }
 
-    /// The next held request whose time has come, as (slab key, connection id).
-    pub fn due_delayed(&mut self, now: Instant) -> Option<(usize, u64)> {
-        let Reverse((at, key, conn_id)) = *self.delayed.peek()?;
+    /// `--ws-drop-ms`: the stream of connection `key` (`conn_id`), opened now, ends at
+    /// random with `mean` lifetime (exponentially distributed, as if each moment had the
+    /// same small chance); [`Timers::due`] hands it back then.
+    pub fn drop_later(&mut self, now: Instant, mean: Duration, key: usize, conn_id: u64) {
+        // 1 - unit() is in (0, 1]: its logarithm is finite.
+        let lifetime = mean.mul_f64(-(1.0 - self.unit()).ln()).min(mean * 20);
+        self.drops.push(Reverse((now + lifetime, key, conn_id)));
+    }
+
+    /// The next held request (`delayed`) or stream to drop whose time has come, as (slab
+    /// key, connection id).
+    fn due(
+        heap: &mut BinaryHeap<Reverse<(Instant, usize, u64)>>,
+        now: Instant,
+    ) -> Option<(usize, u64)> {
+        let Reverse((at, key, conn_id)) = *heap.peek()?;
         if at > now {
             return None;
         }
-        self.delayed.pop();
+        heap.pop();
         Some((key, conn_id))
-    }
-
-    /// `--ws-drop-ms`: when a stream opened now ends, at random with `mean` lifetime
-    /// (exponentially distributed, as if each moment had the same small chance).
-    pub fn drop_at(&mut self, now: Instant, mean: Option<Duration>) -> Option<Instant> {
-        let mean = mean?;
-        // 1 - unit() is in (0, 1]: its logarithm is finite.
-        let lifetime = mean.mul_f64(-(1.0 - self.unit()).ln());
-        Some(now + lifetime.min(mean * 20))
     }
 }
 
@@ -144,8 +150,12 @@ impl Server {
             self.timers.next_simulation = Some(now + period);
             self.simulate_order();
         }
-        while let Some((key, conn_id)) = self.timers.due_delayed(now) {
+        while let Some((key, conn_id)) = Timers::due(&mut self.timers.delayed, now) {
             let next = self.delay_passed(key, conn_id);
+            self.act(key, next);
+        }
+        while let Some((key, conn_id)) = Timers::due(&mut self.timers.drops, now) {
+            let next = self.drop_stream(key, conn_id);
             self.act(key, next);
         }
         if now < self.timers.next_sweep {
@@ -163,31 +173,22 @@ impl Server {
             let next = self.deadline_passed(key, deadline);
             self.act(key, next);
         }
-        if self.config.ws_drop_mean.is_some() {
-            self.drop_streams();
-        }
     }
 
-    /// `--ws-drop-ms`: ends the streams whose moment has come, WebSockets with 1012
-    /// ("service restart"), as a server going away would.
-    fn drop_streams(&mut self) {
-        let now = self.now;
-        let due: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.phase == Phase::Open && c.drop_at.is_some_and(|at| now >= at))
-            .map(|(k, _)| k)
-            .collect();
-        for key in due {
-            let conn = &mut self.conns[key];
-            conn.drop_at = None;
-            self.log.info(format_args!(
-                "{} stream #{key} dropped on purpose (--ws-drop-ms)",
-                conn.peer
-            ));
-            let next = self.end_stream(key, 1012, "dropped on purpose (--ws-drop-ms)");
-            self.act(key, next);
+    /// `--ws-drop-ms`: ends the stream of `key` if it is still the one its moment was
+    /// drawn for, WebSockets with 1012 ("service restart"), as a server going away would.
+    fn drop_stream(&mut self, key: usize, conn_id: u64) -> Next {
+        let Some(conn) = self.conns.get(key) else {
+            return Next::Idle;
+        };
+        if conn.id != conn_id || conn.phase != Phase::Open || !conn.is_stream() {
+            return Next::Idle;
         }
+        self.log.info(format_args!(
+            "{} stream #{key} dropped on purpose (--ws-drop-ms)",
+            conn.peer
+        ));
+        self.end_stream(key, 1012, "dropped on purpose (--ws-drop-ms)")
     }
 
     /// What a connection whose deadline passed does next.
@@ -205,7 +206,7 @@ impl Server {
                         return Next::Flush;
                     }
                     self.log.info(format_args!(
-                        "{} event stream #{key} has not read for a whole keep-alive interval; closing",
+                        "{} event stream #{key} took nothing for a keep-alive interval; closing",
                         conn.peer
                     ));
                     return self.drain_stream(key);
@@ -262,7 +263,8 @@ impl Server {
         self.begin_shutdown();
     }
 
-    /// Stops accepting, lets HTTP responses in flight (held ones included) finish, and
+    /// Stops accepting, lets HTTP responses in flight (held ones included, those held by
+    /// `--latency` at once) finish, and
     /// closes WebSockets with 1001 once every change acknowledged has been published to
     /// them (see [`Server::close_websockets_if_due`]).
     pub fn begin_shutdown(&mut self) {
@@ -278,6 +280,17 @@ impl Server {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let next = self.shut_down(key);
+            self.act(key, next);
+        }
+        // Requests held by `--latency` are handled now rather than after the grace.
+        let delayed: Vec<(usize, u64)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_delayed())
+            .map(|(k, c)| (k, c.id))
+            .collect();
+        for (key, conn_id) in delayed {
+            let next = self.delay_passed(key, conn_id);
             self.act(key, next);
         }
     }

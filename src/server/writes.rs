@@ -9,8 +9,8 @@ use super::{Next, Server};
 use crate::conn::{Deadline, Phase, Proto};
 use crate::outbox::{Flushed, interrupted, would_block};
 
-/// Most WebSockets written per loop turn. A broadcast to more subscribers goes out over
-/// several turns, round-robin, and the loop polls in between: requests are answered and new
+/// Most streams (WebSockets, event streams) written per loop turn. A broadcast to more
+/// subscribers goes out over several turns, round-robin, and the loop polls in between: requests are answered and new
 /// updates queued while it is under way, so a subscriber waits at most one round for an
 /// update, not the rest of the current round and then its place in the next.
 pub const WS_WRITES_PER_TURN: usize = 128;
@@ -18,7 +18,7 @@ pub const WS_WRITES_PER_TURN: usize = 128;
 pub const LINGER: Duration = Duration::from_secs(2);
 
 impl Server {
-    /// Writes every listed HTTP connection, then up to [`WS_WRITES_PER_TURN`] WebSockets in
+    /// Writes every listed HTTP connection, then up to [`WS_WRITES_PER_TURN`] streams in
     /// the fan-out's order. Responses go first: a client waiting on its answer (the POST
     /// that caused this turn's updates) gets it before the fan-out writes, and its next
     /// request can arrive while they go out, to be batched with others into the next writes.
@@ -44,7 +44,7 @@ impl Server {
         }
     }
 
-    /// Writes what the connection has queued; a WebSocket first takes what its feed holds
+    /// Writes what the connection has queued; a stream first takes what its feed holds
     /// for it (straight to the socket when nothing is queued ahead). Returns `Linger` once a
     /// draining connection is written out, `Reread` when reading was paused (HTTP or
     /// WebSocket) for output that is now written, `Close` when the socket is broken.

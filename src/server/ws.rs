@@ -40,7 +40,9 @@ impl Server {
         conn.proto = Proto::WebSocket(Box::new(session));
         // Liveness: a ping each interval; a client silent for a whole interval is closed.
         conn.deadline = Some((self.now + self.config.ws_ping_interval, Deadline::Ping));
-        conn.drop_at = self.timers.drop_at(self.now, self.config.ws_drop_mean);
+        if let Some(mean) = self.config.ws_drop_mean {
+            self.timers.drop_later(self.now, mean, key, conn.id);
+        }
         let catalog = self.backend.catalog();
         let name = match channel {
             Channel::Echo => "echo",

@@ -155,3 +155,34 @@ fn ws_drop_ends_streams_at_random() {
         assert!(events.ends());
     }
 }
+
+/// SIGTERM while requests wait for their `--latency`: they are answered at once (the order
+/// applied, `Connection: close`), and then the WebSockets get 1001.
+#[test]
+fn shutdown_answers_requests_held_by_latency() {
+    let (child, addr) = crate::ops::spawn(&["--latency", "30000"]);
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    let mut c = Client::connect(addr);
+    let body = r#"{"amount":4}"#;
+    c.send(
+        format!(
+            "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    // Once the POST is in and waiting, as /metrics (not held itself) says:
+    while !get(addr, "/metrics")
+        .body
+        .lines()
+        .any(|l| l == "mock_srv_requests_held 1")
+    {}
+    let started = Instant::now();
+    assert_eq!(crate::ops::terminate(child), 0);
+    let r = c.read_response();
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(next_total(&mut ws), ("A1".into(), 7));
+    assert_eq!(next_close_code(&mut ws), Some(CloseCode::Away));
+}

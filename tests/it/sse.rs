@@ -62,29 +62,57 @@ fn streams_and_websockets_receive_the_same_totals() {
     }
 }
 
+/// A stream is a category's: with the same header a product id is answered with its total
+/// as JSON, an unknown name with 404, and `q=0` declines the stream.
 #[test]
 fn a_stream_is_only_for_a_category() {
     let addr = start();
-    let product = Events::open(addr, "/orders/A1", "");
-    assert_eq!(product.head.status, 404);
-    let unknown = Events::open(addr, "/orders/books", "");
-    assert_eq!(unknown.head.status, 404);
-    // A 404 has a length and a JSON body naming what was wrong.
-    let mut c = Client::connect(addr);
-    let r = c.request(
-        b"GET /orders/A1 HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+    let accept = |path: &str, accept: &str| {
+        Client::connect(addr).request(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: {accept}\r\n\r\n")
+                .as_bytes(),
+        )
+    };
+    let product = accept("/orders/A1", "application/json, text/event-stream");
+    assert_eq!(
+        (product.status, product.body.as_str()),
+        (200, r#"{"id":"A1","total":3}"#)
     );
-    assert_eq!(r.status, 404);
+    let unknown = accept("/orders/books", "text/event-stream");
+    assert_eq!(unknown.status, 404);
     assert!(
-        r.json()["message"]
+        unknown.json()["message"]
             .as_str()
             .unwrap()
-            .contains("GET /orders/electronics")
+            .contains("categories: electronics")
     );
-    // Without the Accept header the same path is the totals, as JSON.
-    let r = get(addr, STREAM);
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()[0]["id"], "A1");
+    let declined = accept(STREAM, "text/event-stream;q=0, application/json");
+    assert_eq!(declined.json()[0]["id"], "A1");
+    // HEAD: the stream's head, and the connection ends.
+    let mut c = Client::connect(addr);
+    c.send(b"HEAD /orders/electronics HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n");
+    let head = c.read_response_to(true);
+    assert_eq!(head.header("Content-Type"), Some("text/event-stream"));
+    assert!(c.is_closed_by_server());
+}
+
+/// A client that half-closes after its request (`printf ... | nc -N`) still gets the
+/// stream's head and totals, and then the end.
+#[test]
+fn a_half_closed_client_gets_what_was_queued() {
+    let addr = start();
+    let mut c = Client::connect(addr);
+    c.send(
+        b"GET /orders/electronics HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+    );
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = String::new();
+    std::io::Read::read_to_string(&mut c.stream, &mut all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
+    assert!(
+        all.contains("data: {\"id\":\"A2\",\"total\":7}\n\n"),
+        "{all}"
+    );
 }
 
 #[test]

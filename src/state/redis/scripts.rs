@@ -83,8 +83,9 @@ return {m[1] or '', m[2] or '0', redis.call('HGETALL', KEYS[2]), redis.call('HGE
 "#;
 
 /// An order. KEYS: totals, meta, log, request. ARGV: product id, amount, the largest
-/// total, channel, log length, request TTL. Returns `{total, seq, epoch}`; errors `UNKNOWN` (no such product) and
-/// `RANGE <total>` (the total would leave 0..=max), state unchanged.
+/// total, channel, log length, request TTL. Returns `{total, seq, epoch}`; errors
+/// `UNKNOWN` (no such product) and `RANGE <total>` (the total would leave 0..=max), state
+/// unchanged.
 pub const ORDER: &str = r#"
 local done = redis.call('GET', KEYS[4])
 if done then
