@@ -110,7 +110,8 @@ pub enum Command {
 
 /// The text `--help` prints.
 pub const HELP: &str = "\
-mock-srv: a real-time orders service (products, orders, live totals over WebSocket)
+mock-srv: a real-time orders service (products, orders, live totals over WebSocket or
+server-sent events)
 
 Usage: mock-srv [OPTIONS]
 
@@ -160,8 +161,8 @@ Limits:
   --ws-ping-ms N            ping WebSockets (and send event streams a keep-alive) this
                             often; close one silent (or not reading) for that long
                             [default: 30000]
-  --ws-queue-bytes N        bytes queued per WebSocket before only the latest total of
-                            each product is kept [default: 262144]
+  --ws-queue-bytes N        bytes queued per WebSocket or event stream before only the
+                            latest total of each product is kept [default: 262144]
   --max-connections N       most connections at once [default: what the fd limit allows]
 
 Environment:

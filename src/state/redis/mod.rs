@@ -47,6 +47,8 @@ const CHANGE_DEADLINE: Duration = Duration::from_secs(5);
 /// Reconnect back-off: the first wait, and the longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long to wait before asking again while Redis loads its data (`LOADING`).
+const LOADING_PAUSE: Duration = Duration::from_millis(100);
 /// Start-up waits this long for Redis to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -278,6 +280,8 @@ pub struct Redis {
     next_request: u64,
     next_check: Instant,
     check_every: Duration,
+    /// Nothing is sent before then: Redis said it is loading its data.
+    paused_until: Option<Instant>,
     done: Vec<Done>,
     updates: Vec<Update>,
 }
@@ -372,6 +376,7 @@ impl Redis {
             next_request: 0,
             next_check: now + Duration::from_secs(5),
             check_every: Duration::from_secs(5),
+            paused_until: None,
             done: Vec::new(),
             updates: Vec::new(),
         })
@@ -386,6 +391,9 @@ impl Redis {
 
     /// What to say in a 503 while the command link is down.
     fn unavailable(&self) -> Refusal {
+        if self.cmd.state == State::Ready {
+            return Refusal::Unavailable("Redis is loading its data; try again shortly".into());
+        }
         let why = self.cmd.down_because.as_deref().unwrap_or("not connected");
         Refusal::Unavailable(format!("Redis is unreachable ({why}); try again shortly"))
     }
@@ -393,9 +401,10 @@ impl Redis {
     /// Sends what is due on the command link: changes first waiting for it, snapshots
     /// wanted, the periodic sequence check.
     fn send_commands(&mut self, now: Instant) {
-        if self.cmd.state != State::Ready {
+        if self.cmd.state != State::Ready || self.paused_until.is_some_and(|t| now < t) {
             return;
         }
+        self.paused_until = None;
         while let Some(change) = self.to_send.pop_front() {
             self.send_change(change);
         }
@@ -498,6 +507,10 @@ impl Redis {
             log.warn(format_args!("Redis sent a reply nobody asked for"));
             return;
         };
+        if matches!(&reply, OwnedFrame::Error(e) if e.starts_with("LOADING")) {
+            // Redis is loading its data: whatever was asked is asked again shortly.
+            self.paused_until = Some(Instant::now() + LOADING_PAUSE);
+        }
         match waiting {
             Waiting::Select | Waiting::Seed => {}
             Waiting::Script(script) => {
@@ -539,7 +552,7 @@ impl Redis {
                 return;
             }
             (_, OwnedFrame::Error(e)) if e.starts_with("LOADING") => {
-                // Redis is loading its data: ask again until the deadline.
+                // Asked again after the pause, until the change's deadline.
                 self.to_send.push_back(change);
                 return;
             }
@@ -1020,6 +1033,7 @@ impl Backend for Redis {
             retry(&self.sub),
             deadline,
             Some(self.next_check),
+            self.paused_until,
         ]
         .into_iter()
         .flatten()
@@ -1030,8 +1044,9 @@ impl Backend for Redis {
         let addr = self.addr;
         self.cmd.reconnect(addr, registry, now, log);
         self.sub.reconnect(addr, registry, now, log);
-        // Changes that could not be sent by their deadline are refused.
-        if self.cmd.state != State::Ready {
+        // Changes that could not be sent by their deadline (the link down, or Redis
+        // loading) are refused.
+        if !self.to_send.is_empty() {
             let refusal = self.unavailable();
             let (expired, kept): (Vec<Change>, Vec<Change>) =
                 self.to_send.drain(..).partition(|c| now >= c.deadline);
