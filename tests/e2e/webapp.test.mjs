@@ -13,6 +13,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -429,4 +430,58 @@ scenario("11. with --ws-drop-ms the app reconnects each time and its totals stay
   assert.deepEqual(p.dialogs, []);
   assert.equal(await page.textContent("#msg"), "");
   t.diagnostic(`${p.sockets.length} WebSockets opened; the server dropped ${(server.log.match(/dropped on purpose/g) ?? []).length}`);
+});
+
+// Starts a redis-server of the scenario's own on a free port, in a new folder; resolves once
+// it is ready. Stopped (and the folder removed) by the returned function.
+async function startRedis() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mock-srv-e2e-redis-"));
+  const port = await new Promise((resolve) => {
+    const probe = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1",
+    "--save", "", "--appendonly", "no", "--dir", dir], { stdio: ["ignore", "pipe", "ignore"] });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("redis-server did not start")), WAIT);
+    let out = "";
+    child.on("error", (e) => reject(new Error(`cannot start redis-server: ${e.message}`)));
+    child.stdout.on("data", (d) => {
+      if ((out += d).includes("Ready to accept connections")) clearTimeout(timer), resolve();
+    });
+  });
+  const stop = () => new Promise((resolve) => {
+    child.once("exit", () => (fs.rmSync(dir, { recursive: true, force: true }), resolve()));
+    child.kill("SIGKILL");
+  });
+  return { url: `redis://127.0.0.1:${port}`, stop };
+}
+
+scenario("12. on Redis, a page on one process sees what is done through another", async ({ start, open }) => {
+  const redis = await startRedis();
+  try {
+    const first = await start(0, ["--redis", redis.url]);
+    const second = await start(0, ["--redis", redis.url]);
+    const { page } = await open(first);
+    await choose(page, "electronics", { A1: 3, A2: 7 });
+    await postOrder(second, "A1", 10);
+    await waitOrders(page, "A1", 13, LIVE);
+    // A product added through the second process shows on the first's page, live.
+    await post(second, "/electronics", { name: "Desk Fan", rrp: "12.50", info: "Keeps you cool." });
+    await waitOrders(page, "A3", 0);
+    await postOrder(second, "A3", 2);
+    await waitOrders(page, "A3", 2, LIVE);
+    // And the form on the first process adds through Redis too: the next id is A4.
+    await page.fill('#add [name="name"]', "Heater");
+    await page.fill('#add [name="rrp"]', "30.00");
+    await page.fill('#add [name="info"]', "Warm.");
+    await page.click('#add button[type="submit"]');
+    await waitOrders(page, "A4", 0);
+    const listed = await (await fetch(second.url + "/electronics")).json();
+    assert.deepEqual(listed.map((p) => p.id), ["A1", "A2", "A3", "A4"]);
+  } finally {
+    await redis.stop();
+  }
 });
