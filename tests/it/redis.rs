@@ -478,3 +478,67 @@ fn posting_through_a_redis_crash_counts_every_200_once() {
     drop(redis);
     stop(procs);
 }
+
+/// Redis emptied under running processes (`FLUSHALL`): the first change finds no state and
+/// is refused (503), the category is seeded again, subscribers get the data's totals, and
+/// changes are taken again.
+#[test]
+fn redis_emptied_while_running_is_seeded_again() {
+    let redis = RedisServer::start(false);
+    let procs = processes(&redis, 1);
+    let addr = procs[0].1;
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    order(addr, "A1", 10);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 13));
+    assert!(redis.cli(&["FLUSHALL"]).contains("OK"));
+    let r = post_json(addr, "/orders/A1", r#"{"amount":1}"#);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("seeded again"), "{}", r.body);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 3));
+    order(addr, "A1", 1);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 4));
+    stop(procs);
+}
+
+/// The script's refusals keep their statuses: a full category is 409, and a total near
+/// 2^53 - 1 stays exact through Lua.
+#[test]
+fn refusals_and_large_totals_come_through_the_script_exactly() {
+    let products: Vec<String> = (1..=1000)
+        .map(|n| {
+            let total = if n == 1 { (1u64 << 53) - 10 } else { 0 };
+            format!(r#"{{"id":"K{n}","name":"Book {n}","rrp":"1.00","info":"i","total":{total}}}"#)
+        })
+        .collect();
+    let data = std::env::temp_dir().join(format!("mock-srv-redis-full-{}.json", free_port()));
+    std::fs::write(
+        &data,
+        format!(
+            r#"{{"categories":[{{"name":"books","prefix":"K","products":[{}]}}]}}"#,
+            products.join(",")
+        ),
+    )
+    .unwrap();
+    let redis = RedisServer::start(false);
+    let (child, addr) = spawn(&["--redis", &redis.url(), "--data", data.to_str().unwrap()]);
+    let r = post_json(
+        addr,
+        "/books",
+        r#"{"name":"One more","rrp":"1.00","info":"i"}"#,
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    order(addr, "K1", 9);
+    assert_eq!(
+        get(addr, "/orders/K1").body,
+        format!(r#"{{"id":"K1","total":{}}}"#, (1u64 << 53) - 1)
+    );
+    assert_eq!(
+        redis.cli(&["HGET", "ms:{books}:totals", "K1"]).trim(),
+        ((1u64 << 53) - 1).to_string()
+    );
+    let r = post_json(addr, "/orders/K1", r#"{"amount":1}"#);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(terminate(child), 0);
+    let _ = std::fs::remove_file(data);
+}

@@ -551,13 +551,25 @@ impl Redis {
                 self.to_send.push_back(change);
                 return;
             }
+            (_, OwnedFrame::Error(e)) if e.starts_with("NOSTATE ") => {
+                // Redis lost the category (emptied): seed it again, and refuse this change
+                // until then.
+                log.warn(format_args!(
+                    "Redis holds no state for {}; taking a snapshot",
+                    self.catalog.category_name(cat)
+                ));
+                self.resync(cat);
+                Err(Refusal::Unavailable(
+                    "Redis lost its data and is being seeded again; try again shortly".into(),
+                ))
+            }
             (_, OwnedFrame::Error(e)) if e.starts_with("LOADING") => {
                 // Asked again after the pause, until the change's deadline.
                 self.to_send.push_back(change);
                 return;
             }
             (Op::AddAmount { id, amount }, OwnedFrame::Error(e)) => Err(match e.as_str() {
-                "UNKNOWN" => Refusal::UnknownProduct(id.clone()),
+                e if e.starts_with("UNKNOWN ") => Refusal::UnknownProduct(id.clone()),
                 e if e.starts_with("RANGE ") => Refusal::OutOfRange {
                     id: id.clone(),
                     total: e[6..].parse().unwrap_or(0),
@@ -566,7 +578,9 @@ impl Redis {
                 e => Refusal::Unavailable(format!("Redis refused the order: {e}")),
             }),
             (Op::AddProduct { .. }, OwnedFrame::Error(e)) => Err(match e.as_str() {
-                "FULL" => Refusal::CategoryFull(self.catalog.category_name(cat).to_string()),
+                e if e.starts_with("FULL ") => {
+                    Refusal::CategoryFull(self.catalog.category_name(cat).to_string())
+                }
                 e => Refusal::Unavailable(format!("Redis refused the product: {e}")),
             }),
             (op, OwnedFrame::Array(parts)) if parts.len() == 3 => {

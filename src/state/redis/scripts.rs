@@ -13,8 +13,10 @@
 //!
 //! A change bumps the sequence, appends to the log and publishes from inside its script, so
 //! the order of messages is the order of sequences. A request id seen before returns what
-//! it did the first time: a retry never counts twice. Totals travel as decimal strings
-//! (`string.format('%d')`): Lua's own number formatting would round those past 10^14.
+//! it did the first time: a retry never counts twice. Errors are a code and words
+//! (`UNKNOWN no such product`): Redis puts `ERR` before an error of one word. Totals travel
+//! as decimal strings (`string.format('%d')`): Lua's own number formatting would round those
+//! past 10^14.
 
 /// How long a request id is remembered: longer than any retry.
 pub const REQUEST_TTL_SECS: &str = "300";
@@ -84,8 +86,8 @@ return {m[1] or '', m[2] or '0', redis.call('HGETALL', KEYS[2]), redis.call('HGE
 
 /// An order. KEYS: totals, meta, log, request. ARGV: product id, amount, the largest
 /// total, channel, log length, request TTL. Returns `{total, seq, epoch}`; errors
-/// `UNKNOWN` (no such product) and `RANGE <total>` (the total would leave 0..=max), state
-/// unchanged.
+/// `UNKNOWN` (no such product), `RANGE <total>` (the total would leave 0..=max) and
+/// `NOSTATE` (the category is not in Redis: it was emptied), state unchanged.
 pub const ORDER: &str = r#"
 local done = redis.call('GET', KEYS[4])
 if done then
@@ -94,7 +96,8 @@ if done then
 end
 local epoch = redis.call('HGET', KEYS[2], 'e')
 local t = redis.call('HGET', KEYS[1], ARGV[1])
-if not epoch or not t then return redis.error_reply('UNKNOWN') end
+if not epoch then return redis.error_reply('NOSTATE the category is not in Redis') end
+if not t then return redis.error_reply('UNKNOWN no such product') end
 local n = tonumber(t) + tonumber(ARGV[2])
 if n < 0 or n > tonumber(ARGV[3]) then return redis.error_reply('RANGE ' .. t) end
 local total = string.format('%d', redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]))
@@ -107,8 +110,7 @@ return {tonumber(total), seq, epoch}
 
 /// A new product. KEYS: products, totals, meta, log, request. ARGV: the id prefix, the
 /// fields (JSON), the most products a category holds, channel, log length, request TTL.
-/// Returns
-/// `{id, seq, epoch}`; error `FULL`.
+/// Returns `{id, seq, epoch}`; errors `FULL`, `NOSTATE`.
 pub const PRODUCT: &str = r#"
 local done = redis.call('GET', KEYS[5])
 if done then
@@ -116,9 +118,9 @@ if done then
   return {id, tonumber(seq), redis.call('HGET', KEYS[3], 'e') or ''}
 end
 local epoch = redis.call('HGET', KEYS[3], 'e')
-if not epoch then return redis.error_reply('UNKNOWN') end
+if not epoch then return redis.error_reply('NOSTATE the category is not in Redis') end
 local ids = redis.call('HKEYS', KEYS[1])
-if #ids >= tonumber(ARGV[3]) then return redis.error_reply('FULL') end
+if #ids >= tonumber(ARGV[3]) then return redis.error_reply('FULL the category is full') end
 local top = 0
 for _, id in ipairs(ids) do
   local n = tonumber(string.sub(id, #ARGV[1] + 1))
