@@ -33,12 +33,17 @@ pub struct EventStream {
     sent_then: u64,
 }
 
-/// `data: <text>\n\n`: one event (the message is one line of JSON).
+/// Appends `data: <text>\n\n`: one event (the message is one line of JSON).
+pub fn append_event(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
+/// One event.
 pub fn event(text: &str) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(text.len() + 8);
-    bytes.extend_from_slice(b"data: ");
-    bytes.extend_from_slice(text.as_bytes());
-    bytes.extend_from_slice(b"\n\n");
+    append_event(&mut bytes, text);
     bytes
 }
 
@@ -52,15 +57,24 @@ impl EventStream {
         }
     }
 
-    /// Queues one total as an event; past the byte budget only the latest total of the
-    /// product is remembered.
-    pub fn push_total(&mut self, out: &mut Outbox, id: &str, total: u64) {
-        let text = total_message(id, total);
-        if !self.latest.is_empty() || out.len() + text.len() + 8 > self.queue_bytes {
-            self.latest.keep(id, total);
+    /// Whether `bytes` more may be queued as they are: not conflating, and within budget.
+    pub fn has_room(&self, out: &Outbox, bytes: usize) -> bool {
+        self.latest.is_empty() && out.len() + bytes <= self.queue_bytes
+    }
+
+    /// Queues one total, `event` its event; past the byte budget only the latest total of
+    /// the product is remembered.
+    pub fn push_event(&mut self, out: &mut Outbox, event: &[u8], id: &str, total: u64) {
+        if self.has_room(out, event.len()) {
+            out.push(event);
         } else {
-            out.push(&event(&text));
+            self.latest.keep(id, total);
         }
+    }
+
+    /// Queues one total, as [`EventStream::push_event`] does.
+    pub fn push_total(&mut self, out: &mut Outbox, id: &str, total: u64) {
+        self.push_event(out, &event(&total_message(id, total)), id, total);
     }
 
     /// The keep-alive interval has passed: queues a comment when nothing waits. False

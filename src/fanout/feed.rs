@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 
 use crate::outbox::Outbox;
-use crate::sse::EventStream;
+use crate::sse::{EventStream, append_event};
 use crate::ws::frame::append_text_frame;
 use crate::ws::{Wire, WsSession};
 
@@ -25,19 +25,25 @@ use crate::ws::{Wire, WsSession};
 pub struct Feed {
     /// The frames, oldest first.
     bytes: Vec<u8>,
+    /// The same totals as events (`data: ...`), for event streams, in the same order.
+    events: Vec<u8>,
     /// One per frame in `bytes`, in the same order.
     totals: VecDeque<Total>,
     /// The position of `bytes[0]`.
     start: u64,
+    /// The position of `events[0]`, counted in events' bytes.
+    events_start: u64,
     /// The end of the feed when the current round started.
     round_from: u64,
 }
 
-/// One published total: where its frame is in the feed, and what it says.
+/// One published total: where its frame (and its event) is in the feed, and what it says.
 #[derive(Debug)]
 pub struct Total {
     at: u64,
     len: usize,
+    event_at: u64,
+    event_len: usize,
     pub id: String,
     pub total: u64,
 }
@@ -47,9 +53,13 @@ impl Feed {
     pub fn push(&mut self, text: &str, id: String, total: u64) {
         let at = self.end();
         append_text_frame(&mut self.bytes, text.as_bytes());
+        let event_at = self.events_start + self.events.len() as u64;
+        append_event(&mut self.events, text);
         self.totals.push_back(Total {
             at,
             len: (self.end() - at) as usize,
+            event_at,
+            event_len: (self.events_start + self.events.len() as u64 - event_at) as usize,
             id,
             total,
         });
@@ -105,11 +115,22 @@ impl Feed {
         events.feed_pos = self.end();
     }
 
-    /// Gives an event stream the totals published since it last took, as events.
+    /// Gives an event stream the totals published since it last took, as events: in one
+    /// piece within its budget, one by one (conflating) past it.
     pub fn hand_events_to(&self, events: &mut EventStream, out: &mut Outbox) {
         let from = std::mem::replace(&mut events.feed_pos, self.end());
-        for (_, t) in self.totals_since(from) {
-            events.push_total(out, &t.id, t.total);
+        let first = self.totals.partition_point(|t| t.at < from);
+        let Some(oldest) = self.totals.get(first) else {
+            return;
+        };
+        let all = &self.events[(oldest.event_at - self.events_start) as usize..];
+        if events.has_room(out, all.len()) {
+            out.push(all);
+            return;
+        }
+        for t in self.totals.range(first..) {
+            let at = (t.event_at - self.events_start) as usize;
+            events.push_event(out, &self.events[at..at + t.event_len], &t.id, t.total);
         }
     }
 
@@ -149,6 +170,11 @@ impl Feed {
         self.start = self.round_from;
         let first = self.totals.partition_point(|t| t.at < self.start);
         self.totals.drain(..first);
+        let events_end = self.events_start + self.events.len() as u64;
+        let events_from = self.totals.front().map_or(events_end, |t| t.event_at);
+        self.events
+            .drain(..(events_from - self.events_start) as usize);
+        self.events_start = events_from;
         let fresh = self.end() > self.round_from;
         self.round_from = self.end();
         fresh
@@ -156,7 +182,7 @@ impl Feed {
 
     /// Bytes held: the frames and their index (ids are a few bytes more each).
     pub fn held_bytes(&self) -> usize {
-        self.bytes.len() + self.totals.len() * std::mem::size_of::<Total>()
+        self.bytes.len() + self.events.len() + self.totals.len() * std::mem::size_of::<Total>()
     }
 
     /// The position of the oldest frame held.
@@ -169,6 +195,8 @@ impl Feed {
         self.start = self.end();
         self.round_from = self.start;
         self.bytes.clear();
+        self.events_start += self.events.len() as u64;
+        self.events.clear();
         self.totals.clear();
     }
 
@@ -331,5 +359,43 @@ mod tests {
         assert!(p.stream.written.is_empty());
         assert_eq!(s.flush(&mut p.wire()).unwrap(), Flushed::All);
         assert_eq!(texts(&p.stream.written), [r#"{"id":"A1","total":1}"#]);
+    }
+
+    #[test]
+    fn event_streams_take_the_same_totals_as_events_across_rounds() {
+        let mut feed = Feed::default();
+        let mut events = EventStream::new(1 << 20);
+        feed.follow_events(&mut events);
+        let mut out = Outbox::default();
+        let mut sock = crate::testing::MockStream {
+            room: usize::MAX,
+            ..Default::default()
+        };
+        for round in 0..3u64 {
+            push(&mut feed, 10 * round + 1);
+            push(&mut feed, 10 * round + 2);
+            feed.hand_events_to(&mut events, &mut out);
+            out.write_to(&mut sock).unwrap();
+            // Everyone has taken it: the next rounds drop it, frames and events alike.
+            feed.new_round();
+            feed.new_round();
+            assert_eq!(feed.held_bytes(), 0);
+        }
+        let text = String::from_utf8(sock.written).unwrap();
+        let want: String = [1, 2, 11, 12, 21, 22]
+            .iter()
+            .map(|t| format!("data: {{\"id\":\"A1\",\"total\":{t}}}\n\n"))
+            .collect();
+        assert_eq!(text, want);
+        // Past its budget a stream keeps the latest, from the same bytes.
+        let mut small = EventStream::new(40);
+        feed.follow_events(&mut small);
+        for t in 100..110 {
+            push(&mut feed, t);
+        }
+        let mut out = Outbox::default();
+        feed.hand_events_to(&mut small, &mut out);
+        assert!(out.len() <= 40);
+        assert!(!small.latest.is_empty());
     }
 }
