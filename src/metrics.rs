@@ -51,6 +51,8 @@ pub struct Counters {
     /// a change (an unknown id, a bad body) are counted in `requests` only.
     pub changes_refused: u64,
     pub changes_unavailable: u64,
+    /// Changes the store did not answer in time, after they were sent (504).
+    pub changes_uncertain: u64,
     /// Latest totals kept instead of queued by subscribers that have closed (the open
     /// ones are counted when scraped).
     pub conflated_closed: u64,
@@ -64,6 +66,7 @@ impl Default for Counters {
             products_added: 0,
             changes_refused: 0,
             changes_unavailable: 0,
+            changes_uncertain: 0,
             conflated_closed: 0,
         }
     }
@@ -96,6 +99,7 @@ impl Counters {
             // Orders are counted by the totals they change, the simulator's included.
             Ok(Applied::Total { .. }) => {}
             Err(Refusal::Unavailable(_)) => self.changes_unavailable += 1,
+            Err(Refusal::Uncertain(_)) => self.changes_uncertain += 1,
             Err(_) => self.changes_refused += 1,
         }
     }
@@ -141,6 +145,7 @@ impl Counters {
             ("product_added", self.products_added),
             ("refused", self.changes_refused),
             ("unavailable", self.changes_unavailable),
+            ("uncertain", self.changes_uncertain),
         ] {
             let _ = writeln!(out, "mock_srv_changes_total{{result=\"{result}\"}} {count}");
         }

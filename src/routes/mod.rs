@@ -113,6 +113,8 @@ fn refused(refusal: &Refusal) -> HttpError {
         Refusal::Unavailable(_) => {
             return HttpError::new(503, refusal.to_string()).with_header("Retry-After", "1");
         }
+        // No Retry-After: sending it again could count it twice.
+        Refusal::Uncertain(_) => 504,
     };
     HttpError::new(status, refusal.to_string())
 }

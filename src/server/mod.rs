@@ -448,7 +448,7 @@ fn open_backend(
     log: &mut Log,
 ) -> Result<Box<dyn Backend>, Error> {
     if let Some(url) = &config.redis {
-        let redis = Redis::connect(url, &config.redis_prefix, &catalog)
+        let redis = Redis::connect(url, &config.redis_prefix, catalog)
             .map_err(Error::State)?
             .checking_every(config.redis_check_interval);
         let categories = redis.catalog().category_names().count();

@@ -116,6 +116,9 @@ pub enum Refusal {
     CategoryFull(String),
     /// The backend cannot make changes now (its disk or its store is failing); saying why.
     Unavailable(String),
+    /// The store did not answer in time, after the change was sent: it may or may not have
+    /// been applied (a retry could count twice).
+    Uncertain(String),
 }
 
 impl fmt::Display for Refusal {
@@ -131,7 +134,7 @@ impl fmt::Display for Refusal {
                 f,
                 "category {name} is full ({MAX_PRODUCTS_PER_CATEGORY} products)"
             ),
-            Refusal::Unavailable(why) => write!(f, "{why}"),
+            Refusal::Unavailable(why) | Refusal::Uncertain(why) => write!(f, "{why}"),
         }
     }
 }
@@ -371,6 +374,17 @@ impl Catalog {
         c.products.insert(at, product);
         c.refresh_listing();
         true
+    }
+
+    /// Replaces the products of `cat` with `products` (the store that holds the state
+    /// started the category over). Ids that do not fit the category are left out.
+    pub fn replace_products(&mut self, cat: CategoryId, mut products: Vec<Product>) {
+        let c = &mut self.categories[cat];
+        products.retain(|p| id_number(&c.prefix, &p.id).is_some());
+        products.sort_by_key(|p| id_number(&c.prefix, &p.id));
+        products.dedup_by(|a, b| a.id == b.id);
+        c.products = products;
+        c.refresh_listing();
     }
 
     /// Takes back the newest product of `cat`, added by a change not made durable.

@@ -14,7 +14,7 @@ use crate::ops::{run, spawn, terminate};
 
 /// A `redis-server` of the test's own, stopped (and its folder removed) when dropped.
 pub struct RedisServer {
-    child: Child,
+    pub child: Child,
     pub port: u16,
     dir: PathBuf,
 }
@@ -301,7 +301,8 @@ fn redis_restarted_empty_starts_a_new_epoch() {
     }
     let redis = redis.restart(false);
     for ws in &mut subs {
-        assert_eq!(next_total(ws), ("A1".into(), 3), "the data's total again");
+        // Every total of the new epoch, in id order: the data's again.
+        assert_eq!(initial_totals(ws, 2), totals(&[("A1", 3), ("A2", 7)]));
     }
     order(procs[1].1, "A2", 1);
     for ws in &mut subs {
@@ -495,7 +496,7 @@ fn redis_emptied_while_running_is_seeded_again() {
     let r = post_json(addr, "/orders/A1", r#"{"amount":1}"#);
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.contains("seeded again"), "{}", r.body);
-    assert_eq!(next_total(&mut ws), ("A1".into(), 3));
+    assert_eq!(initial_totals(&mut ws, 2), totals(&[("A1", 3), ("A2", 7)]));
     order(addr, "A1", 1);
     assert_eq!(next_total(&mut ws), ("A1".into(), 4));
     stop(procs);
@@ -541,4 +542,156 @@ fn refusals_and_large_totals_come_through_the_script_exactly() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(terminate(child), 0);
     let _ = std::fs::remove_file(data);
+}
+
+/// A process's CPU time so far, in clock ticks (utime + stime from /proc/PID/stat).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// While Redis is gone the loop waits for its reconnect timer: it does not spin.
+#[test]
+fn redis_down_does_not_spin_the_loop() {
+    let mut redis = RedisServer::start(false);
+    let (child, addr, log) = spawn_logged(&redis);
+    redis.kill();
+    assert_eq!(post_json(addr, "/orders/A1", r#"{"amount":1}"#).status, 503);
+    wait_for_log(&log, "Redis command link down");
+    let before = cpu_ticks(child.id());
+    // A second of nothing to do (no log line is expected; the read times out).
+    let said = log.recv_timeout(std::time::Duration::from_secs(1));
+    let used = cpu_ticks(child.id()) - before;
+    let per_second = rustix_ticks_per_second();
+    assert!(
+        used * 4 < per_second,
+        "{used} of {per_second} ticks in a second; said {said:?}"
+    );
+    assert_eq!(get(addr, "/healthz").status, 503);
+    assert_eq!(terminate(child), 0);
+}
+
+fn rustix_ticks_per_second() -> u64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Redis emptied, and seeded again by one process: another process that never saw it
+/// empty notices the new epoch at its next check and takes every total again.
+#[test]
+fn a_new_epoch_reaches_a_process_that_never_saw_redis_empty() {
+    let redis = RedisServer::start(false);
+    let url = redis.url();
+    let (first, a) = spawn(&["--redis", &url]);
+    let (second, b) = spawn(&["--redis", &url, "--redis-check-ms", "100"]);
+    let mut ws = ws_connect(b, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    order(a, "A1", 100);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 103));
+    assert!(redis.cli(&["FLUSHALL"]).contains("OK"));
+    // The first process finds the state gone and seeds it again.
+    assert_eq!(post_json(a, "/orders/A1", r#"{"amount":1}"#).status, 503);
+    assert_eq!(initial_totals(&mut ws, 2), totals(&[("A1", 3), ("A2", 7)]));
+    order(a, "A2", 1);
+    assert_eq!(next_total(&mut ws), ("A2".into(), 8));
+    assert_eq!(get(b, "/orders/A2").body, r#"{"id":"A2","total":8}"#);
+    assert_eq!(terminate(first), 0);
+    assert_eq!(terminate(second), 0);
+}
+
+/// One category's keys gone (its meta deleted): that category alone is seeded again.
+#[test]
+fn a_category_missing_from_redis_is_seeded_again() {
+    let redis = RedisServer::start(false);
+    let (child, addr) = spawn(&["--redis", &redis.url(), "--redis-check-ms", "100"]);
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    order(addr, "A1", 10);
+    order(addr, "B1", 1);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 13));
+    redis.cli(&["DEL", "ms:{electronics}:meta"]);
+    assert_eq!(initial_totals(&mut ws, 2), totals(&[("A1", 3), ("A2", 7)]));
+    assert_eq!(get(addr, "/orders/B1").body, r#"{"id":"B1","total":102}"#);
+    assert_eq!(terminate(child), 0);
+}
+
+/// Redis frozen (SIGSTOP): a change it never answers gets 504 (it may have been applied:
+/// no Retry-After), the link is dropped and /healthz says so; once Redis runs again the
+/// subscribers converge to what it holds.
+#[test]
+fn a_frozen_redis_is_given_up_on_and_rejoined() {
+    let redis = RedisServer::start(false);
+    let (child, addr, log) = spawn_logged(&redis);
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    let pid = redis.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = post_json(addr, "/orders/A1", r#"{"amount":1}"#);
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert_eq!(r.header("retry-after"), None);
+    assert!(
+        r.body.contains("may or may not have been applied"),
+        "{}",
+        r.body
+    );
+    wait_for_log(&log, "Redis command link down: no answer for 5 s");
+    assert_eq!(get(addr, "/healthz").status, 503);
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for_log(&log, "Redis command link back");
+    order(addr, "A1", 10);
+    let held: u64 = redis
+        .cli(&["HGET", "ms:{electronics}:totals", "A1"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(held == 13 || held == 14, "{held}");
+    loop {
+        let (id, total) = next_total(&mut ws);
+        if id == "A1" && total == held {
+            break;
+        }
+    }
+    assert_eq!(terminate(child), 0);
+}
+
+/// The script cache flushed and the subscription cut at once: the snapshots that follow
+/// are refused (NOSCRIPT) until the scripts are loaded again, without a storm of retries.
+#[test]
+fn snapshots_refused_for_lost_scripts_are_asked_again_after_a_reload() {
+    let redis = RedisServer::start(false);
+    let (child, addr, log) = spawn_logged(&redis);
+    let mut ws = ws_connect(addr, "/orders/electronics");
+    initial_totals(&mut ws, 2);
+    assert!(redis.cli(&["SCRIPT", "FLUSH"]).contains("OK"));
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    wait_for_log(&log, "Redis subscription link back");
+    order(addr, "A1", 5);
+    assert_eq!(next_total(&mut ws), ("A1".into(), 8));
+    let calls = redis.cli(&["INFO", "commandstats"]);
+    let evalsha = calls
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(evalsha < 50, "{evalsha} EVALSHA calls");
+    assert_eq!(terminate(child), 0);
 }

@@ -49,6 +49,11 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long to wait before asking again while Redis loads its data (`LOADING`).
 const LOADING_PAUSE: Duration = Duration::from_millis(100);
+/// How long to wait before asking again after a catch-up Redis refused.
+const TROUBLE_PAUSE: Duration = Duration::from_secs(1);
+/// A command unanswered for this long means Redis is frozen or cut off: the link is
+/// dropped, and what was in flight is sent again on a new one.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Start-up waits this long for Redis to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -134,18 +139,24 @@ struct Change {
     category: CategoryId,
     /// Unique to this process and change: a retry with it never counts twice.
     request: String,
-    /// Past it, a change not yet answered is refused (503).
+    /// Past it, a change not yet answered is refused: 503 if it was never sent, 504 if
+    /// it was (Redis may have applied it).
     deadline: Instant,
+    /// Written to Redis at least once.
+    sent: bool,
 }
 
 /// What a reply on the command link is for, oldest first.
 #[derive(Debug)]
 enum Waiting {
+    /// The first command of a connection: its answer makes the link ready.
+    Ping,
     Select,
     Script(Script),
     Change(Change),
-    Snapshot(CategoryId),
-    Log(CategoryId),
+    /// A catch-up, with the generation of the catch-up that asked for it.
+    Snapshot(CategoryId, u64),
+    Log(CategoryId, u64),
     Seed,
     Sequence(CategoryId),
 }
@@ -159,6 +170,9 @@ enum State {
     },
     /// `connect` started; the first writable event says how it went.
     Connecting,
+    /// Connected; the answer to the first command (a `PING`) makes it ready, so that a
+    /// Redis that accepts and then refuses (`maxclients`) is not taken for a link back.
+    Handshake,
     Ready,
 }
 
@@ -187,6 +201,8 @@ struct Followed {
     held: Vec<Message>,
     /// Redis's sequence at the last check, while this process was behind it.
     behind: Option<u64>,
+    /// Counts catch-ups: a reply to an older one is not applied.
+    generation: u64,
 }
 
 /// How a category catches up with Redis, and whether the command is sent.
@@ -264,8 +280,8 @@ pub struct Redis {
     addr: SocketAddr,
     url: Url,
     prefix: String,
-    /// What the data file seeds an empty Redis with (the arguments of `SEED`).
-    seed: Vec<Vec<u8>>,
+    /// The data a category missing from Redis is seeded from.
+    data: Catalog,
     cats: Vec<Followed>,
     cmd: Side,
     sub: Side,
@@ -280,8 +296,15 @@ pub struct Redis {
     next_request: u64,
     next_check: Instant,
     check_every: Duration,
-    /// Nothing is sent before then: Redis said it is loading its data.
+    /// Nothing is sent before then: Redis is loading its data, or refused a catch-up.
     paused_until: Option<Instant>,
+    /// What kept the last changes from being applied while the link is up (loading, a
+    /// refused catch-up); logged once.
+    trouble: Option<String>,
+    /// `SCRIPT LOAD`s in flight: the scripts are loaded once, whatever asked for them.
+    scripts_loading: usize,
+    /// When each command in `waiting` was queued, oldest first.
+    waiting_since: VecDeque<Instant>,
     done: Vec<Done>,
     updates: Vec<Update>,
 }
@@ -290,7 +313,7 @@ impl Redis {
     /// Connects to Redis (blocking, at start-up), seeds it from `data` when it holds no
     /// catalog under `prefix`, and loads the catalog it holds. Every failure is an `Err`
     /// naming what went wrong: the process does not start without Redis.
-    pub fn connect(url: &str, prefix: &str, data: &Catalog) -> Result<Redis, String> {
+    pub fn connect(url: &str, prefix: &str, data: Catalog) -> Result<Redis, String> {
         let url = Url::parse(url)?;
         let addr = (url.host.as_str(), url.port)
             .to_socket_addrs()
@@ -316,8 +339,8 @@ impl Redis {
             let reply = call(&[b"SCRIPT", b"LOAD", script.text().as_bytes()])?;
             *script.sha(&mut shas) = text(&reply).ok_or("SCRIPT LOAD: no SHA1")?.to_string();
         }
-        let seed = seed_args(prefix, data);
-        call(&eval_args(scripts::SEED, 1, &seed))?;
+        let all: Vec<CategoryId> = (0..data.category_names().count()).collect();
+        call(&eval_args(scripts::SEED, &seed_args(prefix, &data, &all)))?;
         let listed = call(&[b"GET", scripts::catalog_key(prefix).as_bytes()])?;
         let listed: Vec<serde_json::Value> = text(&listed)
             .and_then(|t| serde_json::from_str(t).ok())
@@ -350,6 +373,7 @@ impl Redis {
                 catch_up: None,
                 held: Vec::new(),
                 behind: None,
+                generation: 0,
             });
         }
         let json = serde_json::json!({ "categories": data_file }).to_string();
@@ -364,7 +388,7 @@ impl Redis {
             addr,
             url,
             prefix: prefix.to_string(),
-            seed,
+            data,
             cats,
             cmd: Side::new("command", COMMANDS, Some(TcpStream::from_std(stream)), now),
             sub: Side::new("subscription", SUBSCRIPTION, None, now),
@@ -377,6 +401,9 @@ impl Redis {
             next_check: now + Duration::from_secs(5),
             check_every: Duration::from_secs(5),
             paused_until: None,
+            trouble: None,
+            scripts_loading: 0,
+            waiting_since: VecDeque::new(),
             done: Vec::new(),
             updates: Vec::new(),
         })
@@ -389,13 +416,26 @@ impl Redis {
         self
     }
 
-    /// What to say in a 503 while the command link is down.
+    /// What to say in a 503 for a change that could not be sent: the link is down, or
+    /// Redis is in trouble (loading its data).
     fn unavailable(&self) -> Refusal {
-        if self.cmd.state == State::Ready {
-            return Refusal::Unavailable("Redis is loading its data; try again shortly".into());
+        if self.cmd.state != State::Ready {
+            let why = self.cmd.down_because.as_deref().unwrap_or("connecting");
+            return Refusal::Unavailable(format!(
+                "Redis is unreachable ({why}); try again shortly"
+            ));
         }
-        let why = self.cmd.down_because.as_deref().unwrap_or("not connected");
-        Refusal::Unavailable(format!("Redis is unreachable ({why}); try again shortly"))
+        let why = self
+            .trouble
+            .as_deref()
+            .unwrap_or("Redis did not take it in time");
+        Refusal::Unavailable(format!("{why}; try again shortly"))
+    }
+
+    /// Expects a reply to a command just queued on the command link.
+    fn expect(&mut self, waiting: Waiting) {
+        self.waiting.push_back(waiting);
+        self.waiting_since.push_back(Instant::now());
     }
 
     /// Sends what is due on the command link: changes first waiting for it, snapshots
@@ -422,7 +462,8 @@ impl Redis {
                             f.keys.totals.as_bytes(),
                             f.keys.products.as_bytes(),
                         ]);
-                        self.waiting.push_back(Waiting::Snapshot(cat));
+                        let generation = f.generation;
+                        self.expect(Waiting::Snapshot(cat, generation));
                     }
                     Some(CatchUp::Log { sent: false }) => {
                         f.catch_up = Some(CatchUp::Log { sent: true });
@@ -433,7 +474,8 @@ impl Redis {
                             from.as_bytes(),
                             b"+",
                         ]);
-                        self.waiting.push_back(Waiting::Log(cat));
+                        let generation = f.generation;
+                        self.expect(Waiting::Log(cat, generation));
                     }
                     _ => {}
                 }
@@ -441,12 +483,13 @@ impl Redis {
         }
         if now >= self.next_check {
             self.next_check = now + self.check_every;
-            for (cat, f) in self.cats.iter().enumerate() {
+            for cat in 0..self.cats.len() {
+                let f = &self.cats[cat];
                 if f.catch_up.is_none() {
                     self.cmd
                         .link
-                        .command(&[b"HGET", f.keys.meta.as_bytes(), b"s"]);
-                    self.waiting.push_back(Waiting::Sequence(cat));
+                        .command(&[b"HMGET", f.keys.meta.as_bytes(), b"e", b"s"]);
+                    self.expect(Waiting::Sequence(cat));
                 }
             }
         }
@@ -498,75 +541,123 @@ impl Redis {
         all.push(count.as_bytes());
         all.extend(args.iter().map(Vec::as_slice));
         self.cmd.link.command(&all);
-        self.waiting.push_back(Waiting::Change(change));
+        self.expect(Waiting::Change(Change {
+            sent: true,
+            ..change
+        }));
     }
 
     /// A reply on the command link, for the oldest command waiting.
-    fn on_command_reply(&mut self, reply: Reply, log: &mut Log) {
+    fn on_command_reply(&mut self, reply: Reply, now: Instant, log: &mut Log) {
         let Some(waiting) = self.waiting.pop_front() else {
             log.warn(format_args!("Redis sent a reply nobody asked for"));
             return;
         };
-        if matches!(&reply, OwnedFrame::Error(e) if e.starts_with("LOADING")) {
-            // Redis is loading its data: whatever was asked is asked again shortly.
-            self.paused_until = Some(Instant::now() + LOADING_PAUSE);
+        self.waiting_since.pop_front();
+        if let OwnedFrame::Error(e) = &reply {
+            if e.starts_with("LOADING") {
+                // Redis is loading its data: whatever was asked is asked again shortly.
+                self.pause(now + LOADING_PAUSE, "Redis is loading its data", log);
+            } else if e.starts_with("NOSCRIPT") {
+                // Redis lost its script cache (a restart, SCRIPT FLUSH): load them again.
+                self.reload_scripts();
+            }
         }
         match waiting {
+            Waiting::Ping => {
+                if let OwnedFrame::Error(e) = reply {
+                    return self.on_failed(COMMANDS, e, now, log);
+                }
+                self.cmd.up(log);
+            }
             Waiting::Select | Waiting::Seed => {}
             Waiting::Script(script) => {
+                self.scripts_loading = self.scripts_loading.saturating_sub(1);
                 if let Some(sha) = text(&reply) {
                     *script.sha(&mut self.shas) = sha.to_string();
                 }
             }
             Waiting::Change(change) => self.on_change_reply(change, reply, log),
-            Waiting::Snapshot(cat) => self.on_snapshot(cat, &reply, log),
-            Waiting::Log(cat) => self.on_log(cat, &reply),
-            Waiting::Sequence(cat) => {
-                let Some(remote) = integer(&reply).map(|n| n as u64) else {
-                    return self.resync(cat);
-                };
-                let f = &mut self.cats[cat];
-                if remote <= f.seq || f.catch_up.is_some() {
-                    f.behind = None;
-                } else if f.behind.is_some_and(|then| f.seq < then) {
-                    log.warn(format_args!(
-                        "Redis: category {} is at sequence {remote}, this process at {}; the subscription missed changes, taking a snapshot",
-                        self.catalog.category_name(cat),
-                        f.seq
-                    ));
-                    self.resync(cat);
-                } else {
-                    f.behind = Some(remote);
-                }
+            Waiting::Snapshot(cat, generation) | Waiting::Log(cat, generation)
+                if generation != self.cats[cat].generation =>
+            {
+                // The answer to a catch-up that a newer one replaced.
             }
+            Waiting::Snapshot(cat, _) | Waiting::Log(cat, _)
+                if matches!(reply, OwnedFrame::Error(_)) =>
+            {
+                let OwnedFrame::Error(e) = &reply else {
+                    unreachable!("matched above")
+                };
+                let why = format!("Redis refused a catch-up: {e}");
+                self.pause(now + TROUBLE_PAUSE, &why, log);
+                self.resync(cat);
+            }
+            Waiting::Snapshot(cat, _) => self.on_snapshot(cat, &reply, now, log),
+            Waiting::Log(cat, _) => self.on_log(cat, &reply),
+            Waiting::Sequence(cat) => self.on_sequence(cat, &reply, log),
+        }
+    }
+
+    /// Stops sending until `until`, saying why once.
+    fn pause(&mut self, until: Instant, why: &str, log: &mut Log) {
+        if self.trouble.is_none() {
+            log.warn(format_args!("{why}; waiting before asking again"));
+        }
+        self.trouble = Some(why.to_string());
+        self.paused_until = Some(until);
+    }
+
+    /// The periodic check of a category: Redis's epoch and sequence beside this process's.
+    fn on_sequence(&mut self, cat: CategoryId, reply: &Reply, log: &mut Log) {
+        let f = &mut self.cats[cat];
+        if f.catch_up.is_some() {
+            return;
+        }
+        let (epoch, remote) = match reply {
+            OwnedFrame::Array(parts) if parts.len() == 2 => (
+                text(&parts[0]).unwrap_or("").to_string(),
+                integer(&parts[1]).unwrap_or(0) as u64,
+            ),
+            _ => return,
+        };
+        let name = self.catalog.category_name(cat);
+        if epoch != f.epoch || remote < f.seq {
+            // Emptied and seeded again, or restarted from an older copy: start over.
+            log.warn(format_args!(
+                "Redis: category {name} is at epoch {epoch:?} sequence {remote}, this process at {:?} {}; taking a snapshot",
+                f.epoch, f.seq
+            ));
+            self.resync(cat);
+        } else if remote == f.seq {
+            f.behind = None;
+        } else if f.behind.is_some_and(|then| f.seq < then) {
+            log.warn(format_args!(
+                "Redis: category {name} is at sequence {remote}, this process at {}; the subscription missed changes, taking a snapshot",
+                f.seq
+            ));
+            self.resync(cat);
+        } else {
+            f.behind = Some(remote);
         }
     }
 
     fn on_change_reply(&mut self, change: Change, reply: Reply, log: &mut Log) {
         let cat = change.category;
         let result = match (&change.op, &reply) {
-            (_, OwnedFrame::Error(e)) if e.starts_with("NOSCRIPT") => {
-                // Redis lost its script cache (a restart): load the scripts, send again.
-                self.reload_scripts();
+            (_, OwnedFrame::Error(e)) if e.starts_with("NOSCRIPT") || e.starts_with("LOADING") => {
+                // Sent again once the scripts are loaded, or after the pause, until the
+                // change's deadline.
                 self.to_send.push_back(change);
                 return;
             }
             (_, OwnedFrame::Error(e)) if e.starts_with("NOSTATE ") => {
                 // Redis lost the category (emptied): seed it again, and refuse this change
                 // until then.
-                log.warn(format_args!(
-                    "Redis holds no state for {}; taking a snapshot",
-                    self.catalog.category_name(cat)
-                ));
                 self.resync(cat);
                 Err(Refusal::Unavailable(
                     "Redis lost its data and is being seeded again; try again shortly".into(),
                 ))
-            }
-            (_, OwnedFrame::Error(e)) if e.starts_with("LOADING") => {
-                // Asked again after the pause, until the change's deadline.
-                self.to_send.push_back(change);
-                return;
             }
             (Op::AddAmount { id, amount }, OwnedFrame::Error(e)) => Err(match e.as_str() {
                 e if e.starts_with("UNKNOWN ") => Refusal::UnknownProduct(id.clone()),
@@ -583,47 +674,20 @@ impl Redis {
                 }
                 e => Refusal::Unavailable(format!("Redis refused the product: {e}")),
             }),
-            (op, OwnedFrame::Array(parts)) if parts.len() == 3 => {
-                let seq = integer(&parts[1]).unwrap_or(0) as u64;
-                let epoch = text(&parts[2]).unwrap_or("").to_string();
-                match op {
-                    Op::AddAmount { id, .. } => {
-                        let total = integer(&parts[0]).unwrap_or(0) as u64;
-                        // This process's own change is applied at once when it is the
-                        // next in sequence, so its own reads see it; its message is then
-                        // dropped as already applied.
-                        let message = Message {
-                            epoch,
-                            seq,
-                            id: id.clone(),
-                            total,
-                            product: None,
-                        };
-                        self.apply_if_next(cat, &message);
-                        Ok(Applied::Total {
-                            category: cat,
-                            id: id.clone(),
-                            total,
-                        })
-                    }
-                    Op::AddProduct { product, .. } => {
-                        let id = text(&parts[0]).unwrap_or("").to_string();
-                        let message = Message {
-                            epoch,
-                            seq,
-                            id: id.clone(),
-                            total: 0,
-                            product: Some(product.clone()),
-                        };
-                        self.apply_if_next(cat, &message);
-                        Ok(Applied::Product { category: cat, id })
-                    }
+            (op, reply) => match applied(op, cat, reply) {
+                Some((message, applied)) => {
+                    self.trouble = None;
+                    // This process's own change is applied at once when it is the next in
+                    // sequence, so that its own reads see it; its message is then dropped
+                    // as already applied.
+                    self.apply_if_next(cat, &message);
+                    Ok(applied)
                 }
-            }
-            (_, other) => {
-                log.warn(format_args!("Redis answered a change with {other:?}"));
-                Err(Refusal::Unavailable("Redis answered unexpectedly".into()))
-            }
+                None => {
+                    log.warn(format_args!("Redis answered a change with {reply:?}"));
+                    Err(Refusal::Unavailable("Redis answered unexpectedly".into()))
+                }
+            },
         };
         if let Some(ticket) = change.ticket {
             self.done.push((ticket, result));
@@ -679,6 +743,7 @@ impl Redis {
         } else if message.seq > f.seq + 1 {
             // Messages were missed: the log has them (the script appends before it
             // publishes).
+            f.generation += 1;
             f.catch_up = Some(CatchUp::Log { sent: false });
         } else if message.seq == f.seq + 1 {
             self.apply(cat, &message);
@@ -688,6 +753,7 @@ impl Redis {
     /// Takes a new snapshot of `cat`.
     fn resync(&mut self, cat: CategoryId) {
         let f = &mut self.cats[cat];
+        f.generation += 1;
         f.catch_up = Some(CatchUp::Snapshot { sent: false });
         f.held.clear();
         f.behind = None;
@@ -729,49 +795,84 @@ impl Redis {
         }
     }
 
-    fn on_snapshot(&mut self, cat: CategoryId, reply: &Reply, log: &mut Log) {
+    fn on_snapshot(&mut self, cat: CategoryId, reply: &Reply, now: Instant, log: &mut Log) {
         let Some(snap) = Snapshot::read(reply) else {
-            log.warn(format_args!(
-                "Redis: a snapshot of another shape; taking another"
-            ));
+            self.pause(
+                now + TROUBLE_PAUSE,
+                "Redis sent a snapshot of another shape",
+                log,
+            );
             return self.resync(cat);
         };
+        let name = self.catalog.category_name(cat).to_string();
         if snap.epoch.is_empty() {
-            // Redis holds nothing for this category (it restarted empty): seed it again
-            // from the data, then take the snapshot again.
-            log.warn(format_args!(
-                "Redis holds no state under {:?}; seeding it from the data",
-                self.prefix
-            ));
-            self.cmd
-                .link
-                .command(&eval_args(scripts::SEED, 1, &self.seed));
-            self.waiting.push_back(Waiting::Seed);
+            // Redis holds nothing for this category (emptied, or restarted empty): seed it
+            // again, then take the snapshot again. Paused, so that a category that cannot
+            // be seeded is not asked for in a loop.
+            let why = format!("Redis holds no state for {name}; seeding it again");
+            self.pause(now + LOADING_PAUSE, &why, log);
+            let args = self.seed_of(cat);
+            self.cmd.link.command(&eval_args(scripts::SEED, &args));
+            self.expect(Waiting::Seed);
             return self.resync(cat);
         }
         let f = &mut self.cats[cat];
-        if snap.epoch != f.epoch {
-            log.info(format_args!(
-                "Redis: category {} has a new epoch; every total is taken from Redis again",
-                self.catalog.category_name(cat)
-            ));
+        if snap.epoch == f.epoch && snap.seq < f.seq {
+            // Older than what this process applied: not the state now.
+            return self.resync(cat);
         }
+        let new_epoch = snap.epoch != f.epoch;
         f.epoch = snap.epoch.clone();
         f.seq = snap.seq;
-        let mut new = Vec::new();
-        for (id, fields) in &snap.products {
-            if self.catalog.insert_product(cat, product(id, fields, 0)) {
-                new.push(id);
+        self.trouble = None;
+        if new_epoch {
+            // Another life of the category: its products are Redis's now, every total is
+            // told again.
+            log.info(format_args!(
+                "Redis: category {name} has a new epoch; every total is taken from Redis again"
+            ));
+            self.catalog.replace_products(cat, snap.products());
+            for p in self.catalog.products(cat) {
+                self.updates.push(Update {
+                    category: cat,
+                    id: p.id.clone(),
+                    total: p.total,
+                });
             }
-        }
-        for (id, total) in &snap.totals {
-            self.set_total(cat, id, *total, new.contains(&id));
+        } else {
+            let mut new = Vec::new();
+            for (id, fields) in &snap.products {
+                if self.catalog.insert_product(cat, product(id, fields, 0)) {
+                    new.push(id);
+                }
+            }
+            for (id, total) in &snap.totals {
+                self.set_total(cat, id, *total, new.contains(&id));
+            }
         }
         self.caught_up(cat);
     }
 
+    /// The arguments of `SEED` for one category: from the data when it has the category,
+    /// else from this process's copy.
+    fn seed_of(&self, cat: CategoryId) -> Vec<Vec<u8>> {
+        let name = self.catalog.category_name(cat);
+        match self.data.category(name) {
+            Some(c) => seed_args(&self.prefix, &self.data, &[c]),
+            None => seed_args(&self.prefix, &self.catalog, &[cat]),
+        }
+    }
+
     /// A reply on the subscription: a confirmation or a message.
-    fn on_subscription_reply(&mut self, reply: Reply, log: &mut Log) {
+    fn on_subscription_reply(&mut self, reply: Reply, now: Instant, log: &mut Log) {
+        if self.sub.state == State::Handshake {
+            // The answer to the connection's PING: a refusal (`maxclients`, `NOAUTH`) is
+            // a link that failed, anything else makes it ready.
+            if let OwnedFrame::Error(e) = reply {
+                return self.on_failed(SUBSCRIPTION, e, now, log);
+            }
+            self.sub.up(log);
+        }
         let OwnedFrame::Array(parts) = reply else {
             return;
         };
@@ -802,21 +903,28 @@ impl Redis {
 
     /// Loads the scripts again (Redis lost its cache).
     fn reload_scripts(&mut self) {
+        if self.scripts_loading > 0 {
+            return;
+        }
+        self.scripts_loading = Script::ALL.len();
         for script in Script::ALL {
             self.cmd
                 .link
                 .command(&[b"SCRIPT", b"LOAD", script.text().as_bytes()]);
-            self.waiting.push_back(Waiting::Script(script));
+            self.expect(Waiting::Script(script));
         }
     }
 
     /// The connection behind `token` is up: what each sends first.
     fn on_connected(&mut self, token: Token) {
         let db = self.url.db.to_string();
+        self.side(token).link.command(&[b"PING"]);
         if token == COMMANDS {
+            self.expect(Waiting::Ping);
+            self.scripts_loading = 0;
             if self.url.db != 0 {
                 self.cmd.link.command(&[b"SELECT", db.as_bytes()]);
-                self.waiting.push_back(Waiting::Select);
+                self.expect(Waiting::Select);
             }
             self.reload_scripts();
         } else {
@@ -838,11 +946,12 @@ impl Redis {
         side.fail(&why, now, log);
         if token == COMMANDS {
             let mut retry = VecDeque::new();
+            self.waiting_since.clear();
             for waiting in std::mem::take(&mut self.waiting) {
                 match waiting {
                     Waiting::Change(change) => retry.push_back(change),
                     // Asked again once the link is back.
-                    Waiting::Snapshot(cat) | Waiting::Log(cat) => self.resync(cat),
+                    Waiting::Snapshot(cat, _) | Waiting::Log(cat, _) => self.resync(cat),
                     _ => {}
                 }
             }
@@ -878,9 +987,9 @@ impl Redis {
         };
         for reply in replies {
             if token == COMMANDS {
-                self.on_command_reply(reply, log);
+                self.on_command_reply(reply, now, log);
             } else {
-                self.on_subscription_reply(reply, log);
+                self.on_subscription_reply(reply, now, log);
             }
         }
         match (open, decoded) {
@@ -893,7 +1002,7 @@ impl Redis {
     /// Writes what is queued for the connection behind `token`.
     fn write(&mut self, token: Token, now: Instant, log: &mut Log) {
         let side = self.side(token);
-        if side.state != State::Ready {
+        if !matches!(side.state, State::Handshake | State::Ready) {
             return;
         }
         let Some(stream) = side.stream.as_mut() else {
@@ -919,6 +1028,18 @@ impl Side {
             state,
             backoff: BACKOFF_MIN,
             down_because: None,
+        }
+    }
+
+    /// The first answer came: the link is ready (and, if it was down, back).
+    fn up(&mut self, log: &mut Log) {
+        self.state = State::Ready;
+        self.backoff = BACKOFF_MIN;
+        if let Some(why) = self.down_because.take() {
+            log.info(format_args!(
+                "Redis {} link back (it was down: {why})",
+                self.name
+            ));
         }
     }
 
@@ -950,6 +1071,7 @@ impl Side {
             return;
         }
         let started = TcpStream::connect(addr).and_then(|mut stream| {
+            keep_alive(&stream)?;
             registry.register(
                 &mut stream,
                 self.token,
@@ -998,6 +1120,7 @@ impl Backend for Redis {
             category,
             request: format!("{}-{}", self.run_id, self.next_request),
             deadline: Instant::now() + CHANGE_DEADLINE,
+            sent: false,
         });
     }
 
@@ -1017,14 +1140,7 @@ impl Backend for Redis {
             });
             match connected {
                 Some(Ok(())) => {
-                    side.state = State::Ready;
-                    side.backoff = BACKOFF_MIN;
-                    if let Some(why) = side.down_because.take() {
-                        log.info(format_args!(
-                            "Redis {} link back (it was down: {why})",
-                            side.name
-                        ));
-                    }
+                    side.state = State::Handshake;
                     self.on_connected(token);
                 }
                 Some(Err(e)) if e.kind() == std::io::ErrorKind::NotConnected => return,
@@ -1042,12 +1158,16 @@ impl Backend for Redis {
             _ => None,
         };
         let deadline = self.to_send.iter().map(|c| c.deadline).min();
+        // The check, the pause and the reply timeout run on a link that is up.
+        let up = self.cmd.state == State::Ready;
+        let overdue = self.waiting_since.front().map(|&t| t + REPLY_TIMEOUT);
         [
             retry(&self.cmd),
             retry(&self.sub),
             deadline,
-            Some(self.next_check),
-            self.paused_until,
+            up.then_some(self.next_check),
+            self.paused_until.filter(|_| up),
+            overdue.filter(|_| up),
         ]
         .into_iter()
         .flatten()
@@ -1058,17 +1178,35 @@ impl Backend for Redis {
         let addr = self.addr;
         self.cmd.reconnect(addr, registry, now, log);
         self.sub.reconnect(addr, registry, now, log);
-        // Changes that could not be sent by their deadline (the link down, or Redis
-        // loading) are refused.
+        if self
+            .waiting_since
+            .front()
+            .is_some_and(|&t| now >= t + REPLY_TIMEOUT)
+        {
+            // Frozen, or cut off without a reset: what was in flight goes again on a new
+            // connection, with its request id.
+            let why = format!("no answer for {} s", REPLY_TIMEOUT.as_secs());
+            self.on_failed(COMMANDS, why, now, log);
+        }
+        // Changes that could not be applied by their deadline are refused: 503 (try
+        // again) when Redis never had them, 504 when it may have applied them.
         if !self.to_send.is_empty() {
             let refusal = self.unavailable();
             let (expired, kept): (Vec<Change>, Vec<Change>) =
                 self.to_send.drain(..).partition(|c| now >= c.deadline);
             self.to_send = kept.into();
             for change in expired {
-                if let Some(ticket) = change.ticket {
-                    self.done.push((ticket, Err(refusal.clone())));
-                }
+                let Some(ticket) = change.ticket else {
+                    continue;
+                };
+                let result = if change.sent {
+                    Refusal::Uncertain(
+                        "Redis did not answer in time; the change may or may not have been applied: read the total before sending it again".into(),
+                    )
+                } else {
+                    refusal.clone()
+                };
+                self.done.push((ticket, Err(result)));
             }
         }
     }
@@ -1094,7 +1232,10 @@ impl Backend for Redis {
                 return Err(format!("Redis {} link is down: {why}", side.name));
             }
         }
-        Ok(())
+        match &self.trouble {
+            Some(why) if self.paused_until.is_some() => Err(why.clone()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -1156,6 +1297,51 @@ impl Snapshot {
     }
 }
 
+/// What Redis's answer to an applied change says: `{total or id, seq, epoch}`, as the
+/// message it published, and the result for the request. `None` for any other shape.
+fn applied(op: &Op, category: CategoryId, reply: &Reply) -> Option<(Message, Applied)> {
+    let OwnedFrame::Array(parts) = reply else {
+        return None;
+    };
+    let [first, seq, epoch] = parts.as_slice() else {
+        return None;
+    };
+    let seq = u64::try_from(integer(seq)?).ok()?;
+    let epoch = text(epoch)?.to_string();
+    match op {
+        Op::AddAmount { id, .. } => {
+            let total = u64::try_from(integer(first)?).ok()?;
+            let message = Message {
+                epoch,
+                seq,
+                id: id.clone(),
+                total,
+                product: None,
+            };
+            let id = id.clone();
+            Some((
+                message,
+                Applied::Total {
+                    category,
+                    id,
+                    total,
+                },
+            ))
+        }
+        Op::AddProduct { product, .. } => {
+            let id = text(first)?.to_string();
+            let message = Message {
+                epoch,
+                seq,
+                id: id.clone(),
+                total: 0,
+                product: Some(product.clone()),
+            };
+            Some((message, Applied::Product { category, id }))
+        }
+    }
+}
+
 /// The entries of an `XRANGE` of a category's log, as messages (without their epoch).
 fn log_entries(reply: &Reply) -> Option<Vec<Message>> {
     let OwnedFrame::Array(entries) = reply else {
@@ -1201,8 +1387,9 @@ fn product(id: &str, fields: &NewProduct, total: u64) -> Product {
     }
 }
 
-/// The arguments of `SEED` for `data`: see [`scripts::SEED`].
-fn seed_args(prefix: &str, data: &Catalog) -> Vec<Vec<u8>> {
+/// The arguments of `SEED` for the categories `cats` of `data` (see [`scripts::SEED`]),
+/// with a new epoch: a category seeded again is never taken for the one before.
+fn seed_args(prefix: &str, data: &Catalog, cats: &[CategoryId]) -> Vec<Vec<u8>> {
     let names: Vec<serde_json::Value> = (0..data.category_names().count())
         .map(|c| serde_json::json!({"name": data.category_name(c), "prefix": data.prefix(c)}))
         .collect();
@@ -1211,7 +1398,7 @@ fn seed_args(prefix: &str, data: &Catalog) -> Vec<Vec<u8>> {
         serde_json::Value::from(names).to_string().into_bytes(),
         format!("{:016x}", random_u64()).into_bytes(),
     ];
-    for c in 0..data.category_names().count() {
+    for &c in cats {
         let products = data.products(c);
         args.push(format!("{prefix}{{{}}}:", data.category_name(c)).into_bytes());
         args.push(products.len().to_string().into_bytes());
@@ -1229,14 +1416,9 @@ fn seed_args(prefix: &str, data: &Catalog) -> Vec<Vec<u8>> {
     args
 }
 
-/// `EVAL script key_count args...` (the first `key_count` of `args` are keys).
-fn eval_args<'a>(script: &'a str, key_count: usize, args: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
-    let count: &'static str = match key_count {
-        0 => "0",
-        1 => "1",
-        _ => unreachable!("SEED has one key"),
-    };
-    let mut all: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
+/// `EVAL script 1 key args...`: the first of `args` is the script's one key.
+fn eval_args<'a>(script: &'a str, args: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
+    let mut all: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), b"1"];
     all.extend(args.iter().map(Vec::as_slice));
     all
 }
@@ -1265,6 +1447,16 @@ fn call(
             Err(e) => return Err(e.to_string()),
         }
     }
+}
+
+/// TCP keepalive on a Redis connection: a Redis that vanished without a reset (a machine
+/// gone, a partition) is noticed within about a minute even when nothing is sent.
+fn keep_alive(stream: &TcpStream) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(4);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }
 
 /// A random number from the OS's hasher seed and the clock: enough for epochs, request ids

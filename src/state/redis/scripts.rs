@@ -54,26 +54,32 @@ pub fn catalog_key(prefix: &str) -> String {
     format!("{prefix}catalog")
 }
 
-/// Writes the catalog unless one is there. KEYS: the catalog key. ARGV: the catalog list
-/// (JSON), the epoch, then per category: its prefix string (`<prefix>{C}:`), the number of
-/// products, then per product: id, fields (JSON), total. Returns 1 when it wrote, 0 when a
-/// catalog was there.
+/// Seeds the categories that Redis does not hold (no `meta`), and the catalog list unless
+/// one is there. KEYS: the catalog key. ARGV: the catalog list (JSON), the epoch, then per
+/// category: its prefix string (`<prefix>{C}:`), the number of products, then per product:
+/// id, fields (JSON), total. Returns how many categories it seeded.
 pub const SEED: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+local seeded = 0
 local i = 3
 while i <= #ARGV do
   local base, count = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
-  redis.call('DEL', base .. 'totals', base .. 'products', base .. 'log')
-  redis.call('HSET', base .. 'meta', 'e', ARGV[2], 's', 0)
+  local fresh = redis.call('EXISTS', base .. 'meta') == 0
+  if fresh then
+    redis.call('DEL', base .. 'totals', base .. 'products', base .. 'log')
+    redis.call('HSET', base .. 'meta', 'e', ARGV[2], 's', 0)
+    seeded = seeded + 1
+  end
   for _ = 1, count do
-    redis.call('HSET', base .. 'products', ARGV[i], ARGV[i + 1])
-    redis.call('HSET', base .. 'totals', ARGV[i], ARGV[i + 2])
+    if fresh then
+      redis.call('HSET', base .. 'products', ARGV[i], ARGV[i + 1])
+      redis.call('HSET', base .. 'totals', ARGV[i], ARGV[i + 2])
+    end
     i = i + 3
   end
 end
-return 1
+return seeded
 "#;
 
 /// One category's state, atomically. KEYS: meta, totals, products. Returns
@@ -100,12 +106,16 @@ if not epoch then return redis.error_reply('NOSTATE the category is not in Redis
 if not t then return redis.error_reply('UNKNOWN no such product') end
 local n = tonumber(t) + tonumber(ARGV[2])
 if n < 0 or n > tonumber(ARGV[3]) then return redis.error_reply('RANGE ' .. t) end
-local total = string.format('%d', redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]))
-local seq = redis.call('HINCRBY', KEYS[2], 's', 1)
+local total = string.format('%d', n)
+local seq = string.format('%d', tonumber(redis.call('HGET', KEYS[2], 's') or '0') + 1)
+-- The log first: the one write that can fail (an entry id not above the last) fails
+-- before anything has changed.
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'id', ARGV[1], 't', total)
+redis.call('HSET', KEYS[1], ARGV[1], total)
+redis.call('HSET', KEYS[2], 's', seq)
 redis.call('PUBLISH', ARGV[4], epoch .. ':' .. seq .. ':' .. ARGV[1] .. ':' .. total)
 redis.call('SET', KEYS[4], total .. ' ' .. seq, 'EX', ARGV[6])
-return {tonumber(total), seq, epoch}
+return {tonumber(total), tonumber(seq), epoch}
 "#;
 
 /// A new product. KEYS: products, totals, meta, log, request. ARGV: the id prefix, the
@@ -127,11 +137,12 @@ for _, id in ipairs(ids) do
   if n and n > top then top = n end
 end
 local id = ARGV[1] .. string.format('%d', top + 1)
+local seq = string.format('%d', tonumber(redis.call('HGET', KEYS[3], 's') or '0') + 1)
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'id', id, 't', 0, 'p', ARGV[2])
 redis.call('HSET', KEYS[1], id, ARGV[2])
 redis.call('HSET', KEYS[2], id, 0)
-local seq = redis.call('HINCRBY', KEYS[3], 's', 1)
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'id', id, 't', 0, 'p', ARGV[2])
+redis.call('HSET', KEYS[3], 's', seq)
 redis.call('PUBLISH', ARGV[4], epoch .. ':' .. seq .. ':' .. id .. ':0:' .. ARGV[2])
 redis.call('SET', KEYS[5], id .. ' ' .. seq, 'EX', ARGV[6])
-return {id, seq, epoch}
+return {id, tonumber(seq), epoch}
 "#;
