@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::helpers::*;
-use crate::ops::{BIN, listening_addr, run, spawn, start, terminate};
+use crate::ops::{BIN, dies_with_test, listening_addr, mock_srv, run, spawn, start, terminate};
 
 /// A fresh folder for one test, and the journal path in it.
 fn journal_in(test: &str) -> PathBuf {
@@ -63,7 +63,7 @@ fn a_torn_tail_is_cut_off_with_one_log_line() {
     std::fs::write(&journal, &bytes).unwrap();
 
     let log = journal.with_extension("log");
-    let mut child = Command::new(BIN)
+    let mut child = mock_srv()
         .args(["--port", "0", "--journal", arg(&journal)])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -139,6 +139,7 @@ fn a_journal_written_for_other_data_refuses_to_start() {
 fn a_full_disk_is_answered_503_and_nothing_unwritten_counts() {
     let journal = journal_in("full");
     let mut cmd = Command::new("prlimit");
+    dies_with_test(&mut cmd);
     cmd.args(["--fsize=4096", "--", BIN, "--port", "0", "--journal"])
         .arg(&journal)
         .env("RUST_LOG", "off");

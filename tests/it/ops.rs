@@ -11,9 +11,31 @@ use crate::helpers::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mock-srv");
 
+/// The binary, as a command whose process is killed when the test that started it ends
+/// (PR_SET_PDEATHSIG fires when the spawning thread exits): a failing test leaves no
+/// server behind.
+pub fn mock_srv() -> Command {
+    let mut cmd = Command::new(BIN);
+    dies_with_test(&mut cmd);
+    cmd
+}
+
+/// Makes the process `cmd` starts die with the test's thread (see [`mock_srv`]); the
+/// setting survives an exec (a wrapper such as `prlimit`).
+pub fn dies_with_test(cmd: &mut Command) {
+    // SAFETY: between fork and exec the closure makes one system call and allocates
+    // nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// Runs the binary to completion; returns (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    let out = mock_srv()
         .args(args)
         .env_remove("PORT")
         .output()
@@ -28,7 +50,7 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
 
 /// Starts the binary on port 0 and reads the address from its first line of output.
 pub fn spawn(args: &[&str]) -> (Child, SocketAddr) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = mock_srv();
     cmd.args(["--port", "0"]).args(args).env("RUST_LOG", "warn");
     let (child, line) = start(cmd);
     (child, listening_addr(&line))
@@ -150,7 +172,7 @@ fn port_env_is_used_when_no_flag_is_given() {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
     drop(probe);
-    let mut cmd = Command::new(BIN);
+    let mut cmd = mock_srv();
     cmd.env("PORT", port.to_string());
     let (child, line) = start(cmd);
     assert_eq!(
@@ -399,7 +421,7 @@ fn sighup_shuts_down_like_sigterm() {
 #[test]
 fn a_refused_request_logs_why() {
     let log = std::env::temp_dir().join(format!("mock-srv-403-{}.log", std::process::id()));
-    let mut cmd = Command::new(BIN);
+    let mut cmd = mock_srv();
     cmd.args(["--port", "0"])
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
@@ -438,7 +460,7 @@ fn a_refused_request_logs_why() {
 fn the_start_says_where_once_and_what_is_on() {
     use std::io::Read;
     let log = std::env::temp_dir().join(format!("mock-srv-start-{}.log", std::process::id()));
-    let mut child = Command::new(BIN)
+    let mut child = mock_srv()
         .args(["--port", "0", "--simulate=60000"])
         .env("RUST_LOG", "verbose")
         .stdout(Stdio::piped())
@@ -489,7 +511,7 @@ fn reuse_port_lets_processes_share_a_port() {
     let port = addr.port().to_string();
     let (code, _, err) = run(&["--port", &port]);
     assert_eq!(code, 1, "{err}");
-    let mut cmd = Command::new(BIN);
+    let mut cmd = mock_srv();
     cmd.args(["--port", &port, "--reuse-port"]);
     let (second, line) = start(cmd);
     assert_eq!(listening_addr(&line), addr);

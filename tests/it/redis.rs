@@ -34,7 +34,9 @@ impl RedisServer {
 
     fn start_in(dir: PathBuf, port: u16, aof: bool) -> RedisServer {
         let aof = if aof { "yes" } else { "no" };
-        let mut child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        crate::ops::dies_with_test(&mut cmd);
+        let mut child = cmd
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", aof, "--appendfsync", "always"])
             .arg("--dir")
@@ -96,7 +98,7 @@ fn processes(redis: &RedisServer, n: usize) -> Vec<(Child, SocketAddr)> {
 
 /// A mock-srv process on `redis` whose log lines arrive on the receiver.
 fn spawn_logged(redis: &RedisServer) -> (Child, SocketAddr, Receiver<String>) {
-    let mut child = Command::new(crate::ops::BIN)
+    let mut child = crate::ops::mock_srv()
         .args(["--port", "0", "--redis", &redis.url()])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
