@@ -130,8 +130,8 @@ fn reference(
     cmd.args(["-h", "127.0.0.1", "-p", &redis.port.to_string()])
         .args(["-c", &clients.to_string(), "-n", &requests.to_string()])
         .args(["-r", "1000000000", "-q", "--csv"])
-        .args(["EVALSHA", &sha, "4", &keys.totals, &keys.meta, &keys.log])
-        .args([&request, "A1", "1", &max, &keys.channel])
+        .args(["EVALSHA", &sha, "5", &keys.totals, &keys.meta, &keys.log])
+        .args([&request, &keys.products, "A1", "1", &max, &keys.channel])
         .args([scripts::LOG_LENGTH, scripts::REQUEST_TTL_SECS]);
     let out = procs::output_on(&mut cmd, cpus.server, cpus)
         .map_err(|e| format!("redis-benchmark (apt-get install redis-tools): {e}"))?;

@@ -75,6 +75,8 @@ pub struct Request {
     pub wants_event_stream: bool,
     /// `Access-Control-Request-Headers` of a preflight, echoed back when allowed.
     pub cors_request_headers: Option<String>,
+    /// `Idempotency-Key`: the client's name for a change, so that a retry counts once.
+    pub idempotency_key: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -356,6 +358,16 @@ fn parse_head(head: &[u8], head_len: usize, limits: Limits) -> Result<Pending, H
                 })
             }
             b"origin" => req.origin = Some(text()?.to_string()),
+            b"idempotency-key" => {
+                let key = text()?.trim();
+                if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(HttpError::new(
+                        400,
+                        "Idempotency-Key must be 1 to 128 visible ASCII characters",
+                    ));
+                }
+                req.idempotency_key = Some(key.to_string());
+            }
             b"content-type" => req.content_type = Some(text()?.to_string()),
             b"sec-websocket-key" => req.ws_key = Some(text()?.to_string()),
             b"sec-websocket-version" => req.ws_version = Some(text()?.to_string()),

@@ -267,7 +267,10 @@ impl Server {
                     key,
                     conn_id: conn.id,
                 };
-                self.backend.submit(Some(ticket), op);
+                match &req.idempotency_key {
+                    Some(name) => self.backend.submit_named(Some(ticket), op, name),
+                    None => self.backend.submit(Some(ticket), op),
+                }
                 let http = conn.http().expect("requests come from HTTP connections");
                 http.held = Some(Held::Applying { req, then });
                 Dispatched::Held

@@ -82,6 +82,13 @@ pub trait Backend: std::fmt::Debug + Send {
     /// the simulator). Its result comes out of [`Backend::drain`], never before.
     fn submit(&mut self, ticket: Option<Ticket>, op: Op);
 
+    /// As [`Backend::submit`], for a change the client named (`Idempotency-Key`): a
+    /// backend whose answer can be lost (Redis) applies a change of one name once.
+    /// Backends that always answer ignore the name.
+    fn submit_named(&mut self, ticket: Option<Ticket>, op: Op, _name: &str) {
+        self.submit(ticket, op);
+    }
+
     /// Work to finish before the loop writes its responses (applying, persisting). What
     /// went wrong is logged here, once per episode.
     fn before_sleep(&mut self, log: &mut Log);

@@ -673,3 +673,26 @@ fn metrics_count_requests_changes_connections_and_deliveries() {
         value.parse::<u64>().unwrap();
     }
 }
+
+/// An `Idempotency-Key` that is not 1 to 128 visible characters is refused, and nothing
+/// changes; a good one is taken (in memory, every change is answered, so it changes
+/// nothing else).
+#[test]
+fn idempotency_keys_are_checked() {
+    let addr = start();
+    for key in ["", "has space", &"k".repeat(129)] {
+        let r = Client::connect(addr).request(
+            format!(
+                "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nIdempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{{\"amount\":1}}"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{key:?}");
+        assert!(r.body.contains("Idempotency-Key"), "{}", r.body);
+    }
+    let r = Client::connect(addr).request(
+        b"POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nIdempotency-Key: order-1\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"amount\":1}",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(get(addr, "/orders/A1").body, r#"{"id":"A1","total":4}"#);
+}

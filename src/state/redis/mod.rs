@@ -158,7 +158,8 @@ enum Waiting {
     Snapshot(CategoryId, u64),
     Log(CategoryId, u64),
     Seed,
-    Sequence(CategoryId),
+    /// The periodic check, with the category's sequence when it was sent.
+    Sequence(CategoryId, u64),
 }
 
 /// Where a connection is.
@@ -185,8 +186,10 @@ struct Side {
     link: Link,
     state: State,
     backoff: Duration,
-    /// Why it went down, until it is back (logged once each way).
+    /// Why it went down (the latest reason), until it is back (logged once each way).
     down_because: Option<String>,
+    /// When connecting started, while it is connecting or shaking hands.
+    since: Option<Instant>,
 }
 
 /// One category as this process follows it.
@@ -416,6 +419,36 @@ impl Redis {
         self
     }
 
+    /// Queues a change under the request id `request` (the script applies an id once).
+    fn submit_as(&mut self, ticket: Option<Ticket>, op: Op, request: String) {
+        let category = match &op {
+            Op::AddAmount { id, .. } => self.catalog.category_of(id),
+            Op::AddProduct { category, .. } => Some(*category),
+        };
+        let Some(category) = category else {
+            if let (Some(ticket), Op::AddAmount { id, .. }) = (ticket, &op) {
+                self.done
+                    .push((ticket, Err(Refusal::UnknownProduct(id.clone()))));
+            }
+            return;
+        };
+        if self.cmd.state != State::Ready {
+            if let Some(ticket) = ticket {
+                let refusal = self.unavailable();
+                self.done.push((ticket, Err(refusal)));
+            }
+            return;
+        }
+        self.to_send.push_back(Change {
+            ticket,
+            op,
+            category,
+            request,
+            deadline: Instant::now() + CHANGE_DEADLINE,
+            sent: false,
+        });
+    }
+
     /// What to say in a 503 for a change that could not be sent: the link is down, or
     /// Redis is in trouble (loading its data).
     fn unavailable(&self) -> Refusal {
@@ -489,7 +522,8 @@ impl Redis {
                     self.cmd
                         .link
                         .command(&[b"HMGET", f.keys.meta.as_bytes(), b"e", b"s"]);
-                    self.expect(Waiting::Sequence(cat));
+                    let seq = f.seq;
+                    self.expect(Waiting::Sequence(cat, seq));
                 }
             }
         }
@@ -507,6 +541,7 @@ impl Redis {
                     keys.meta.as_bytes().to_vec(),
                     keys.log.as_bytes().to_vec(),
                     request.into_bytes(),
+                    keys.products.as_bytes().to_vec(),
                     id.as_bytes().to_vec(),
                     amount.to_string().into_bytes(),
                     MAX_TOTAL.to_string().into_bytes(),
@@ -533,7 +568,7 @@ impl Redis {
             ),
         };
         let key_count = match change.op {
-            Op::AddAmount { .. } => 4,
+            Op::AddAmount { .. } => 5,
             Op::AddProduct { .. } => 5,
         };
         let mut all: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes()];
@@ -595,7 +630,7 @@ impl Redis {
             }
             Waiting::Snapshot(cat, _) => self.on_snapshot(cat, &reply, now, log),
             Waiting::Log(cat, _) => self.on_log(cat, &reply),
-            Waiting::Sequence(cat) => self.on_sequence(cat, &reply, log),
+            Waiting::Sequence(cat, then) => self.on_sequence(cat, then, &reply, log),
         }
     }
 
@@ -609,7 +644,7 @@ impl Redis {
     }
 
     /// The periodic check of a category: Redis's epoch and sequence beside this process's.
-    fn on_sequence(&mut self, cat: CategoryId, reply: &Reply, log: &mut Log) {
+    fn on_sequence(&mut self, cat: CategoryId, then: u64, reply: &Reply, log: &mut Log) {
         let f = &mut self.cats[cat];
         if f.catch_up.is_some() {
             return;
@@ -622,14 +657,16 @@ impl Redis {
             _ => return,
         };
         let name = self.catalog.category_name(cat);
-        if epoch != f.epoch || remote < f.seq {
+        // Messages applied since the check was sent can put this process ahead of the
+        // answer: Redis went back only if it is behind where this process was then.
+        if epoch != f.epoch || remote < then {
             // Emptied and seeded again, or restarted from an older copy: start over.
             log.warn(format_args!(
                 "Redis: category {name} is at epoch {epoch:?} sequence {remote}, this process at {:?} {}; taking a snapshot",
                 f.epoch, f.seq
             ));
             self.resync(cat);
-        } else if remote == f.seq {
+        } else if remote <= f.seq {
             f.behind = None;
         } else if f.behind.is_some_and(|then| f.seq < then) {
             log.warn(format_args!(
@@ -652,8 +689,11 @@ impl Redis {
                 return;
             }
             (_, OwnedFrame::Error(e)) if e.starts_with("NOSTATE ") => {
-                // Redis lost the category (emptied): seed it again, and refuse this change
-                // until then.
+                // Redis lost (part of) the category: seed what is missing again, and
+                // refuse this change until then.
+                let args = self.seed_of(cat);
+                self.cmd.link.command(&eval_args(scripts::SEED, &args));
+                self.expect(Waiting::Seed);
                 self.resync(cat);
                 Err(Refusal::Unavailable(
                     "Redis lost its data and is being seeded again; try again shortly".into(),
@@ -986,6 +1026,10 @@ impl Redis {
             }
         };
         for reply in replies {
+            if self.side(token).stream.is_none() {
+                // The link failed on an earlier reply: the rest belong to nobody now.
+                break;
+            }
             if token == COMMANDS {
                 self.on_command_reply(reply, now, log);
             } else {
@@ -1028,12 +1072,14 @@ impl Side {
             state,
             backoff: BACKOFF_MIN,
             down_because: None,
+            since: None,
         }
     }
 
     /// The first answer came: the link is ready (and, if it was down, back).
     fn up(&mut self, log: &mut Log) {
         self.state = State::Ready;
+        self.since = None;
         self.backoff = BACKOFF_MIN;
         if let Some(why) = self.down_because.take() {
             log.info(format_args!(
@@ -1049,8 +1095,9 @@ impl Side {
                 "Redis {} link down: {why}; reconnecting",
                 self.name
             ));
-            self.down_because = Some(why.to_string());
         }
+        self.down_because = Some(why.to_string());
+        self.since = None;
         self.stream = None;
         self.link.reset();
         // Jitter: between half and all of the back-off, so that processes that lost Redis
@@ -1083,6 +1130,7 @@ impl Side {
             Ok(stream) => {
                 self.stream = Some(stream);
                 self.state = State::Connecting;
+                self.since = Some(now);
             }
             Err(e) => self.fail(&e.to_string(), now, log),
         }
@@ -1095,33 +1143,14 @@ impl Backend for Redis {
     }
 
     fn submit(&mut self, ticket: Option<Ticket>, op: Op) {
-        let category = match &op {
-            Op::AddAmount { id, .. } => self.catalog.category_of(id),
-            Op::AddProduct { category, .. } => Some(*category),
-        };
-        let Some(category) = category else {
-            if let (Some(ticket), Op::AddAmount { id, .. }) = (ticket, &op) {
-                self.done
-                    .push((ticket, Err(Refusal::UnknownProduct(id.clone()))));
-            }
-            return;
-        };
-        if self.cmd.state != State::Ready {
-            if let Some(ticket) = ticket {
-                let refusal = self.unavailable();
-                self.done.push((ticket, Err(refusal)));
-            }
-            return;
-        }
         self.next_request += 1;
-        self.to_send.push_back(Change {
-            ticket,
-            op,
-            category,
-            request: format!("{}-{}", self.run_id, self.next_request),
-            deadline: Instant::now() + CHANGE_DEADLINE,
-            sent: false,
-        });
+        let request = format!("{}-{}", self.run_id, self.next_request);
+        self.submit_as(ticket, op, request);
+    }
+
+    fn submit_named(&mut self, ticket: Option<Ticket>, op: Op, name: &str) {
+        // Under the client's name, whichever process it is sent to.
+        self.submit_as(ticket, op, format!("key:{name}"));
     }
 
     fn register(&mut self, registry: &Registry) -> std::io::Result<()> {
@@ -1157,16 +1186,26 @@ impl Backend for Redis {
             State::Down { retry_at } => Some(retry_at),
             _ => None,
         };
+        // A link connecting or shaking hands is given up on after the reply timeout.
+        let given_up = |side: &Side| side.since.map(|t| t + REPLY_TIMEOUT);
         let deadline = self.to_send.iter().map(|c| c.deadline).min();
-        // The check, the pause and the reply timeout run on a link that is up.
+        // The check, the pause and the reply timeout run on a link that is up; while
+        // sending is paused, the check waits for the pause.
         let up = self.cmd.state == State::Ready;
+        let paused = self.paused_until.filter(|&t| up && t > Instant::now());
+        let check = match paused {
+            Some(until) => until.max(self.next_check),
+            None => self.next_check,
+        };
         let overdue = self.waiting_since.front().map(|&t| t + REPLY_TIMEOUT);
         [
             retry(&self.cmd),
             retry(&self.sub),
+            given_up(&self.cmd),
+            given_up(&self.sub),
             deadline,
-            up.then_some(self.next_check),
-            self.paused_until.filter(|_| up),
+            up.then_some(check),
+            paused,
             overdue.filter(|_| up),
         ]
         .into_iter()
@@ -1178,6 +1217,19 @@ impl Backend for Redis {
         let addr = self.addr;
         self.cmd.reconnect(addr, registry, now, log);
         self.sub.reconnect(addr, registry, now, log);
+        for token in [COMMANDS, SUBSCRIPTION] {
+            if self
+                .side(token)
+                .since
+                .is_some_and(|t| now >= t + REPLY_TIMEOUT)
+            {
+                let why = format!(
+                    "no answer within {} s of connecting",
+                    REPLY_TIMEOUT.as_secs()
+                );
+                self.on_failed(token, why, now, log);
+            }
+        }
         if self
             .waiting_since
             .front()

@@ -54,10 +54,12 @@ pub fn catalog_key(prefix: &str) -> String {
     format!("{prefix}catalog")
 }
 
-/// Seeds the categories that Redis does not hold (no `meta`), and the catalog list unless
-/// one is there. KEYS: the catalog key. ARGV: the catalog list (JSON), the epoch, then per
-/// category: its prefix string (`<prefix>{C}:`), the number of products, then per product:
-/// id, fields (JSON), total. Returns how many categories it seeded.
+/// Seeds the categories that Redis does not hold whole (no `meta`, or no `totals`), and the
+/// catalog list unless one is there. What survives of such a category is kept (`HSETNX`);
+/// what is missing comes from the data; it starts a new epoch with an empty log. KEYS: the
+/// catalog key. ARGV: the catalog list (JSON), the epoch, then per category: its prefix
+/// string (`<prefix>{C}:`), the number of products, then per product: id, fields (JSON),
+/// total. Returns how many categories it seeded.
 pub const SEED: &str = r#"
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local seeded = 0
@@ -66,15 +68,16 @@ while i <= #ARGV do
   local base, count = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
   local fresh = redis.call('EXISTS', base .. 'meta') == 0
+    or redis.call('EXISTS', base .. 'totals') == 0
   if fresh then
-    redis.call('DEL', base .. 'totals', base .. 'products', base .. 'log')
+    redis.call('DEL', base .. 'log')
     redis.call('HSET', base .. 'meta', 'e', ARGV[2], 's', 0)
     seeded = seeded + 1
   end
   for _ = 1, count do
     if fresh then
-      redis.call('HSET', base .. 'products', ARGV[i], ARGV[i + 1])
-      redis.call('HSET', base .. 'totals', ARGV[i], ARGV[i + 2])
+      redis.call('HSETNX', base .. 'products', ARGV[i], ARGV[i + 1])
+      redis.call('HSETNX', base .. 'totals', ARGV[i], ARGV[i + 2])
     end
     i = i + 3
   end
@@ -90,7 +93,7 @@ local m = redis.call('HMGET', KEYS[1], 'e', 's')
 return {m[1] or '', m[2] or '0', redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
 "#;
 
-/// An order. KEYS: totals, meta, log, request. ARGV: product id, amount, the largest
+/// An order. KEYS: totals, meta, log, request, products. ARGV: product id, amount, the largest
 /// total, channel, log length, request TTL. Returns `{total, seq, epoch}`; errors
 /// `UNKNOWN` (no such product), `RANGE <total>` (the total would leave 0..=max) and
 /// `NOSTATE` (the category is not in Redis: it was emptied), state unchanged.
@@ -103,7 +106,12 @@ end
 local epoch = redis.call('HGET', KEYS[2], 'e')
 local t = redis.call('HGET', KEYS[1], ARGV[1])
 if not epoch then return redis.error_reply('NOSTATE the category is not in Redis') end
-if not t then return redis.error_reply('UNKNOWN no such product') end
+if not t then
+  if redis.call('HEXISTS', KEYS[5], ARGV[1]) == 1 then
+    return redis.error_reply('NOSTATE the totals are not in Redis')
+  end
+  return redis.error_reply('UNKNOWN no such product')
+end
 local n = tonumber(t) + tonumber(ARGV[2])
 if n < 0 or n > tonumber(ARGV[3]) then return redis.error_reply('RANGE ' .. t) end
 local total = string.format('%d', n)
