@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::procs::{Cpus, ServerProc};
+use crate::procs::{Cpus, Run, ServerProc};
 use crate::scenarios::{self, Throughput};
 
 const ORDER: (&str, &str, Option<&str>) = ("POST", "/orders/A1", Some("{\"amount\":1}"));
@@ -15,14 +15,15 @@ const ORDER: (&str, &str, Option<&str>) = ("POST", "/orders/A1", Some("{\"amount
 pub struct Rows(pub Vec<String>);
 
 /// Measures both servers `rounds` times for each connection count.
-pub fn run(
-    mock_srv: &Path,
-    cpus: Cpus,
-    rounds: usize,
-    warmup: Duration,
-    measure: Duration,
-    quick: bool,
-) -> Result<Rows, String> {
+pub fn run(run: &Run) -> Result<Rows, String> {
+    let Run {
+        mock_srv,
+        cpus,
+        rounds,
+        warmup,
+        measure,
+        quick,
+    } = *run;
     let dir = std::env::current_dir()
         .map_err(|e| e.to_string())?
         .join("target/bench-journal");

@@ -511,30 +511,23 @@ fn run(o: &Options) -> Result<(), String> {
         note_delivery(&mut table, &what, [y, m]);
     }
 
+    let run = procs::Run {
+        mock_srv: &o.mock_srv,
+        cpus,
+        rounds,
+        warmup,
+        measure,
+        quick: o.quick,
+    };
     let journal = if o.runs("journal") {
         eprintln!("the journal's cost...");
-        Some(journal::run(
-            &o.mock_srv,
-            cpus,
-            rounds,
-            warmup,
-            measure,
-            o.quick,
-        )?)
+        Some(journal::run(&run)?)
     } else {
         None
     };
-
     let redis = if o.runs("redis") {
         eprintln!("Redis...");
-        Some(redis::run(
-            &o.mock_srv,
-            cpus,
-            rounds,
-            warmup,
-            measure,
-            o.quick,
-        )?)
+        Some(redis::run(&run)?)
     } else {
         None
     };

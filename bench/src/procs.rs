@@ -15,6 +15,18 @@ use rustix::thread::CpuSet;
 /// How long a server may take to exit after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
+/// What a part of the bench measures with: the server, the CPUs, how many rounds and how
+/// long each figure is measured.
+pub struct Run<'a> {
+    pub mock_srv: &'a Path,
+    pub cpus: Cpus,
+    pub rounds: usize,
+    pub warmup: Duration,
+    pub measure: Duration,
+    /// A short run that proves the part works; targets are not judged.
+    pub quick: bool,
+}
+
 /// The CPUs the server and the load run on, one each when there are two or more.
 #[derive(Clone, Copy)]
 pub struct Cpus {

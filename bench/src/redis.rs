@@ -11,13 +11,12 @@
 //! server's: on a two-core machine the three share two cores.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mock_srv::state::redis::scripts::{self, Keys};
 
-use crate::procs::{self, Cpus, ServerProc};
+use crate::procs::{self, Cpus, Run, ServerProc};
 use crate::scenarios::{self, Fanout, Throughput};
 
 const ORDER: (&str, &str, Option<&str>) = ("POST", "/orders/A1", Some("{\"amount\":1}"));
@@ -157,14 +156,15 @@ fn reference(
 }
 
 /// Measures every figure, `rounds` times each.
-pub fn run(
-    mock_srv: &Path,
-    cpus: Cpus,
-    rounds: usize,
-    warmup: Duration,
-    measure: Duration,
-    quick: bool,
-) -> Result<Rows, String> {
+pub fn run(run: &Run) -> Result<Rows, String> {
+    let Run {
+        mock_srv,
+        cpus,
+        rounds,
+        warmup,
+        measure,
+        quick,
+    } = *run;
     let redis = RedisProc::start(cpus)?;
     let url = redis.url();
     let args = ["--port", "0", "--redis", url.as_str()];

@@ -187,6 +187,17 @@ pub fn post_json(addr: SocketAddr, path: &str, body: &str) -> Resp {
     )
 }
 
+/// The bytes of `POST /orders/A1` with `{"amount":<amount>}` and the header lines
+/// `headers` (each ending in `\r\n`), for a client that sends it again and again.
+pub fn order_request(amount: i64, headers: &str) -> Vec<u8> {
+    let body = format!(r#"{{"amount":{amount}}}"#);
+    format!(
+        "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Adds `amount` orders to `id` and asserts it was accepted.
 pub fn order(addr: SocketAddr, id: &str, amount: i64) {
     let r = post_json(

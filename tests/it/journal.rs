@@ -2,12 +2,13 @@
 //! files, and run out of disk space (a file size limit, RLIMIT_FSIZE, set by `prlimit`).
 //! The SIGKILL loop under load is `tests/crash.rs` (`make crash`).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::helpers::*;
-use crate::ops::{BIN, dies_with_test, listening_addr, mock_srv, run, spawn, start, terminate};
+use crate::ops::{
+    BIN, dies_with_test, first_line, listening_addr, mock_srv, run, spawn, start, terminate,
+};
 
 /// A fresh folder for one test, and the journal path in it.
 fn journal_in(test: &str) -> PathBuf {
@@ -70,11 +71,7 @@ fn a_torn_tail_is_cut_off_with_one_log_line() {
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = listening_addr(&line);
+    let addr = listening_addr(&first_line(&mut child));
     assert_eq!(current_total(addr, "electronics", "A2"), 12);
     assert_eq!(terminate(child), 0);
     assert_eq!(std::fs::metadata(&journal).unwrap().len() as usize, good);
@@ -149,14 +146,7 @@ fn a_full_disk_is_answered_503_and_nothing_unwritten_counts() {
     let (mut acked, mut refused, mut acked_after_refusal) = (0u64, 0, 0);
     for i in 0..400u64 {
         let amount = 1 + i % 5;
-        let body = format!(r#"{{"amount":{amount}}}"#);
-        let r = c.request(
-            format!(
-                "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        );
+        let r = c.request(&order_request(amount as i64, ""));
         match r.status {
             200 if refused > 0 => {
                 acked += amount;

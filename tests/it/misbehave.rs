@@ -164,14 +164,7 @@ fn shutdown_answers_requests_held_by_latency() {
     let mut ws = ws_connect(addr, "/orders/electronics");
     initial_totals(&mut ws, 2);
     let mut c = Client::connect(addr);
-    let body = r#"{"amount":4}"#;
-    c.send(
-        format!(
-            "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
+    c.send(&order_request(4, ""));
     // Once the POST is in and waiting, as /metrics (not held itself) says:
     while !get(addr, "/metrics")
         .body

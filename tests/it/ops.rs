@@ -64,11 +64,17 @@ pub fn start(mut cmd: Command) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
+    let line = first_line(&mut child);
+    (child, line)
+}
+
+/// The first line a started server prints on its stdout (where it listens).
+pub fn first_line(child: &mut Child) -> String {
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.stdout.take().expect("piped stdout"))
         .read_line(&mut line)
         .unwrap();
-    (child, line)
+    line
 }
 
 /// The address in `mock-srv listening on http://ADDR`.
@@ -427,11 +433,7 @@ fn a_refused_request_logs_why() {
         .stdout(Stdio::piped())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
     let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = listening_addr(&line);
+    let addr = listening_addr(&first_line(&mut child));
     let foreign_origin = Client::connect(addr).request(
         b"GET /electronics HTTP/1.1\r\nHost: localhost\r\nOrigin: https://evil.example\r\n\r\n",
     );

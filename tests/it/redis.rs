@@ -105,10 +105,7 @@ fn spawn_logged(redis: &RedisServer) -> (Child, SocketAddr, Receiver<String>) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = crate::ops::first_line(&mut child);
     let (tx, rx) = channel();
     let err = BufReader::new(child.stderr.take().unwrap());
     std::thread::spawn(move || {
@@ -129,6 +126,19 @@ fn wait_for_log(log: &Receiver<String>, text: &str) {
             return;
         }
     }
+}
+
+/// A WebSocket subscriber of electronics on each process, past its first totals (the
+/// data's: every test starts on an empty Redis).
+fn subscribe_each(procs: &[(Child, SocketAddr)]) -> Vec<Ws> {
+    procs
+        .iter()
+        .map(|(_, addr)| {
+            let mut ws = ws_connect(*addr, "/orders/electronics");
+            assert_eq!(initial_totals(&mut ws, 2), totals(&[("A1", 3), ("A2", 7)]));
+            ws
+        })
+        .collect()
 }
 
 fn stop(procs: Vec<(Child, SocketAddr)>) {
@@ -174,34 +184,27 @@ fn a_post_on_one_process_reaches_the_subscribers_of_all() {
 fn concurrent_changes_on_every_process_add_up_exactly() {
     let redis = RedisServer::start(false);
     let procs = processes(&redis, 3);
-    let mut subs: Vec<Ws> = procs
-        .iter()
-        .map(|(_, addr)| ws_connect(*addr, "/orders/electronics"))
-        .collect();
-    for ws in &mut subs {
-        initial_totals(ws, 2);
-    }
+    let mut subs = subscribe_each(&procs);
     let posters: Vec<_> = procs
         .iter()
         .map(|(_, addr)| {
             let addr = *addr;
             std::thread::spawn(move || {
                 let mut c = Client::connect(addr);
-                let body = r#"{"amount":2}"#;
-                let post = format!(
-                    "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
+                let post = order_request(2, "");
                 let mut acknowledged = 0;
                 for _ in 0..200 {
-                    if c.request(post.as_bytes()).status == 200 {
+                    if c.request(&post).status == 200 {
                         acknowledged += 2;
                     }
                 }
                 let product = post_json(
                     addr,
                     "/electronics",
-                    &format!(r#"{{"name":"Fan {}","rrp":"1.00","info":"i"}}"#, addr.port()),
+                    &format!(
+                        r#"{{"name":"Fan {}","rrp":"1.00","info":"i"}}"#,
+                        addr.port()
+                    ),
                 );
                 assert_eq!(product.status, 201, "{}", product.body);
                 acknowledged
@@ -290,13 +293,7 @@ fn redis_lost_and_back_loses_nothing_acknowledged() {
 fn redis_restarted_empty_starts_a_new_epoch() {
     let redis = RedisServer::start(false);
     let procs = processes(&redis, 2);
-    let mut subs: Vec<Ws> = procs
-        .iter()
-        .map(|(_, addr)| ws_connect(*addr, "/orders/electronics"))
-        .collect();
-    for ws in &mut subs {
-        initial_totals(ws, 2);
-    }
+    let mut subs = subscribe_each(&procs);
     order(procs[0].1, "A1", 10);
     for ws in &mut subs {
         assert_eq!(next_total(ws), ("A1".into(), 13));
@@ -429,14 +426,10 @@ fn posting_through_a_redis_crash_counts_every_200_once() {
             let (addr, progress) = (*addr, progress.clone());
             std::thread::spawn(move || {
                 let mut c = Client::connect(addr);
-                let body = r#"{"amount":1}"#;
-                let post = format!(
-                    "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
+                let post = order_request(1, "");
                 let (mut ok, mut refused) = (0u64, 0u64);
                 for i in 0..600 {
-                    match c.request(post.as_bytes()).status {
+                    match c.request(&post).status {
                         200 => ok += 1,
                         503 => refused += 1,
                         other => panic!("{other}"),
@@ -654,14 +647,7 @@ fn a_frozen_redis_is_given_up_on_and_rejoined() {
     // Named by the client: sent again under the same name, it counts once however the
     // first attempt ended.
     let named = |amount: i64| {
-        let body = format!(r#"{{"amount":{amount}}}"#);
-        Client::connect(addr).request(
-            format!(
-                "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nIdempotency-Key: order-7\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        )
+        Client::connect(addr).request(&order_request(amount, "Idempotency-Key: order-7\r\n"))
     };
     let r = named(1);
     assert_eq!(r.status, 504, "{}", r.body);

@@ -153,13 +153,9 @@ fn a_slow_reader_converges_to_the_latest_totals() {
     });
     let mut slow = Events::open(addr, STREAM, "");
     let mut c = Client::connect(addr);
-    let body = r#"{"amount":1}"#;
-    let post = format!(
-        "POST /orders/A1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let post = order_request(1, "");
     for _ in 0..3000 {
-        assert_eq!(c.request(post.as_bytes()).status, 200);
+        assert_eq!(c.request(&post).status, 200);
     }
     let mut last = 0;
     while last != 3003 {
