@@ -18,15 +18,20 @@ pub struct Response {
 }
 
 impl Response {
-    /// A response with a JSON body.
-    pub fn json(status: u16, body: impl Into<Bytes>) -> Response {
+    /// A response with a body of `content_type`.
+    pub fn typed(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Response {
         Response {
             status,
-            content_type: Some("application/json; charset=utf-8"),
+            content_type: Some(content_type),
             headers: Vec::new(),
             body: body.into(),
             refused_because: None,
         }
+    }
+
+    /// A response with a JSON body.
+    pub fn json(status: u16, body: impl Into<Bytes>) -> Response {
+        Response::typed(status, "application/json; charset=utf-8", body)
     }
 
     /// A response with no body (such as 204).

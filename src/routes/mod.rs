@@ -266,14 +266,8 @@ fn static_file(
     let file = app.files.get(path);
     match (req.method(), file) {
         (Method::Get | Method::Head, Some((body, content_type))) => {
-            let r = Response {
-                status: 200,
-                content_type: Some(content_type),
-                headers: Vec::new(),
-                body,
-                refused_because: None,
-            };
-            Ok(Outcome::Respond(r.header("Cache-Control", "no-cache")))
+            let r = Response::typed(200, content_type, body).header("Cache-Control", "no-cache");
+            Ok(Outcome::Respond(r))
         }
         (method, Some(_)) => Err(not_allowed(method, ALLOW_READ_ONLY)),
         (_, None) => match segments {
@@ -351,16 +345,10 @@ fn event_stream(req: &Request, catalog: &Catalog) -> Option<CategoryId> {
 
 /// The head of the event stream of `category`.
 fn events(category: CategoryId) -> Outcome {
-    let head = Response {
-        status: 200,
-        content_type: Some("text/event-stream"),
-        headers: Vec::new(),
-        body: Bytes::new(),
-        refused_because: None,
-    }
-    .header("Cache-Control", "no-cache")
-    // Tells nginx not to buffer the stream.
-    .header("X-Accel-Buffering", "no");
+    let head = Response::typed(200, "text/event-stream", Bytes::new())
+        .header("Cache-Control", "no-cache")
+        // Tells nginx not to buffer the stream.
+        .header("X-Accel-Buffering", "no");
     Outcome::Events { category, head }
 }
 

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use super::writes::LINGER;
 use super::{Next, Server};
-use crate::conn::{Deadline, Held, Phase, Proto};
+use crate::conn::{Conn, Deadline, Held, Phase, Proto};
 use crate::error::HttpError;
 use crate::http::{Method, Parsed, Request, Response};
 use crate::metrics::Route;
@@ -200,13 +200,7 @@ impl Server {
     /// after it. A connection that has closed (or whose slab key now holds another one)
     /// is skipped.
     pub(super) fn delay_passed(&mut self, key: usize, conn_id: u64) -> Next {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return Next::Idle;
-        };
-        if conn.id != conn_id || conn.phase == Phase::Closing {
-            return Next::Idle;
-        }
-        let Some(http) = conn.http() else {
+        let Some(http) = super::live(&mut self.conns, key, conn_id).and_then(Conn::http) else {
             return Next::Idle;
         };
         let Some(Held::Delayed(req)) = http.held.take() else {
@@ -290,13 +284,9 @@ impl Server {
     /// connection has closed (or whose slab key now holds another connection) is dropped.
     pub(super) fn answer_held(&mut self, ticket: Ticket, result: Result<Applied, Refusal>) -> Next {
         let shutting_down = self.timers.shutting_down();
-        let Some(conn) = self.conns.get_mut(ticket.key) else {
-            return Next::Idle;
-        };
-        if conn.id != ticket.conn_id || conn.phase == Phase::Closing {
-            return Next::Idle;
-        }
-        let Proto::Http(http) = &mut conn.proto else {
+        let Some(http) =
+            super::live(&mut self.conns, ticket.key, ticket.conn_id).and_then(Conn::http)
+        else {
             return Next::Idle;
         };
         let Some(Held::Applying { req, then }) = http.held.take() else {

@@ -428,15 +428,17 @@ impl Server {
             }
         }
         let text = self.counters.render(&now);
-        Response {
-            status: 200,
-            content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
-            headers: Vec::new(),
-            body: text.into(),
-            refused_because: None,
-        }
-        .header("Cache-Control", "no-store")
+        Response::typed(200, "text/plain; version=0.0.4; charset=utf-8", text)
+            .header("Cache-Control", "no-store")
     }
+}
+
+/// The connection `conn_id` at slab key `key`, unless it has closed (or is closing): slab
+/// keys are reused, so a key alone may name the next connection in that slot.
+fn live(conns: &mut Slab<Conn>, key: usize, conn_id: u64) -> Option<&mut Conn> {
+    conns
+        .get_mut(key)
+        .filter(|c| c.id == conn_id && c.phase != Phase::Closing)
 }
 
 /// The backend the config asks for: the state in memory, with a journal when one is given

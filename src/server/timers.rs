@@ -178,10 +178,10 @@ impl Server {
     /// `--ws-drop-ms`: ends the stream of `key` if it is still the one its moment was
     /// drawn for, WebSockets with 1012 ("service restart"), as a server going away would.
     fn drop_stream(&mut self, key: usize, conn_id: u64) -> Next {
-        let Some(conn) = self.conns.get(key) else {
+        let Some(conn) = super::live(&mut self.conns, key, conn_id) else {
             return Next::Idle;
         };
-        if conn.id != conn_id || conn.phase != Phase::Open || !conn.is_stream() {
+        if conn.phase != Phase::Open || !conn.is_stream() {
             return Next::Idle;
         }
         self.log.info(format_args!(

@@ -532,50 +532,46 @@ impl Redis {
     fn send_change(&mut self, change: Change) {
         let keys = &self.cats[change.category].keys;
         let request = format!("{}{}", keys.request, change.request);
-        let channel = keys.channel.as_bytes();
-        let (sha, args) = match &change.op {
-            Op::AddAmount { id, amount } => (
-                &self.shas.order,
-                vec![
-                    keys.totals.as_bytes().to_vec(),
-                    keys.meta.as_bytes().to_vec(),
-                    keys.log.as_bytes().to_vec(),
-                    request.into_bytes(),
-                    keys.products.as_bytes().to_vec(),
-                    id.as_bytes().to_vec(),
-                    amount.to_string().into_bytes(),
-                    MAX_TOTAL.to_string().into_bytes(),
-                    channel.to_vec(),
-                    scripts::LOG_LENGTH.as_bytes().to_vec(),
-                    scripts::REQUEST_TTL_SECS.as_bytes().to_vec(),
-                ],
-            ),
-            Op::AddProduct { category, product } => (
-                &self.shas.product,
-                vec![
-                    keys.products.as_bytes().to_vec(),
-                    keys.totals.as_bytes().to_vec(),
-                    keys.meta.as_bytes().to_vec(),
-                    keys.log.as_bytes().to_vec(),
-                    request.into_bytes(),
-                    self.catalog.prefix(*category).as_bytes().to_vec(),
-                    fields_json(product).into_bytes(),
-                    MAX_PRODUCTS_PER_CATEGORY.to_string().into_bytes(),
-                    channel.to_vec(),
-                    scripts::LOG_LENGTH.as_bytes().to_vec(),
-                    scripts::REQUEST_TTL_SECS.as_bytes().to_vec(),
-                ],
-            ),
-        };
-        let key_count = match change.op {
-            Op::AddAmount { .. } => 5,
-            Op::AddProduct { .. } => 5,
-        };
-        let mut all: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes()];
-        let count = key_count.to_string();
-        all.push(count.as_bytes());
-        all.extend(args.iter().map(Vec::as_slice));
-        self.cmd.link.command(&all);
+        match &change.op {
+            Op::AddAmount { id, amount } => {
+                let (amount, max) = (amount.to_string(), MAX_TOTAL.to_string());
+                self.cmd.link.command(&[
+                    b"EVALSHA",
+                    self.shas.order.as_bytes(),
+                    b"5",
+                    keys.totals.as_bytes(),
+                    keys.meta.as_bytes(),
+                    keys.log.as_bytes(),
+                    request.as_bytes(),
+                    keys.products.as_bytes(),
+                    id.as_bytes(),
+                    amount.as_bytes(),
+                    max.as_bytes(),
+                    keys.channel.as_bytes(),
+                    scripts::LOG_LENGTH.as_bytes(),
+                    scripts::REQUEST_TTL_SECS.as_bytes(),
+                ]);
+            }
+            Op::AddProduct { category, product } => {
+                let (fields, max) = (fields_json(product), MAX_PRODUCTS_PER_CATEGORY.to_string());
+                self.cmd.link.command(&[
+                    b"EVALSHA",
+                    self.shas.product.as_bytes(),
+                    b"5",
+                    keys.products.as_bytes(),
+                    keys.totals.as_bytes(),
+                    keys.meta.as_bytes(),
+                    keys.log.as_bytes(),
+                    request.as_bytes(),
+                    self.catalog.prefix(*category).as_bytes(),
+                    fields.as_bytes(),
+                    max.as_bytes(),
+                    keys.channel.as_bytes(),
+                    scripts::LOG_LENGTH.as_bytes(),
+                    scripts::REQUEST_TTL_SECS.as_bytes(),
+                ]);
+            }
+        }
         self.expect(Waiting::Change(Change {
             sent: true,
             ..change
@@ -619,11 +615,8 @@ impl Redis {
                 // The answer to a catch-up that a newer one replaced.
             }
             Waiting::Snapshot(cat, _) | Waiting::Log(cat, _)
-                if matches!(reply, OwnedFrame::Error(_)) =>
+                if let OwnedFrame::Error(e) = &reply =>
             {
-                let OwnedFrame::Error(e) = &reply else {
-                    unreachable!("matched above")
-                };
                 let why = format!("Redis refused a catch-up: {e}");
                 self.pause(now + TROUBLE_PAUSE, &why, log);
                 self.resync(cat);
@@ -1335,16 +1328,14 @@ impl Snapshot {
 
     /// The products in the shape of a data file, with their totals.
     fn products(&self) -> Vec<Product> {
+        let totals: std::collections::HashMap<&str, u64> = self
+            .totals
+            .iter()
+            .map(|(id, t)| (id.as_str(), *t))
+            .collect();
         self.products
             .iter()
-            .map(|(id, fields)| {
-                let total = self
-                    .totals
-                    .iter()
-                    .find(|(t, _)| t == id)
-                    .map_or(0, |(_, total)| *total);
-                product(id, fields, total)
-            })
+            .map(|(id, fields)| product(id, fields, totals.get(id.as_str()).copied().unwrap_or(0)))
             .collect()
     }
 }
